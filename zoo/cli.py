@@ -1,0 +1,161 @@
+"""What ``train.py`` and ``sample.py`` do, as functions of a composed Hydra config (testable without
+a subprocess). Both scripts are thin ``@hydra.main`` wrappers around these."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Dict, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from zoo.config import ConfigError, parse_seeds, validate
+
+__all__ = ["train", "sample", "UserError", "report_user_errors"]
+
+
+def _hydra_output_dir() -> Optional[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        try:
+            return HydraConfig.get().runtime.output_dir
+        except Exception:  # compose() without return_hydra_config
+            return None
+    return None
+
+
+def _user_errors():
+    from zoo.data import DatasetError
+    from zoo.training.checkpoint import CheckpointError
+
+    return (ConfigError, DatasetError, CheckpointError)
+
+
+def report_user_errors(fn, cfg: DictConfig):
+    """Run ``fn(cfg)``; print a user error (bad config, data or checkpoint) as one clear line and
+    exit with status 2 for a single run. In a multirun the error propagates, so Hydra reports the
+    failed job and carries on with the others."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return fn(cfg)
+    except _user_errors() as e:
+        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+        if multirun:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+# ------------------------------------------------------------------------------------------------
+# train
+# ------------------------------------------------------------------------------------------------
+
+def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
+    """Validate, pick the run directory (resuming if asked) and run the training loop on
+    ``cfg.gpus`` processes. Returns the run directory."""
+    from zoo.training import distributed as dist_lib
+    from zoo.training.checkpoint import find_latest_checkpoint
+    from zoo.training.loop import run
+
+    validate(cfg)
+    run_dir = run_dir or _hydra_output_dir() or os.path.join(cfg.run_root, "run")
+    resume_path = None
+    if cfg.resume == "auto":
+        resume_path = find_latest_checkpoint(cfg.run_root)
+        if resume_path is None:
+            print(f"[zoo] resume=auto: no checkpoint under {cfg.run_root!r}, starting a new run", flush=True)
+        else:
+            run_dir = os.path.dirname(resume_path)
+            print(f"[zoo] resume=auto: continuing {resume_path}", flush=True)
+    elif cfg.resume:
+        if not os.path.isfile(cfg.resume):
+            raise ConfigError("resume", f"checkpoint {cfg.resume!r} does not exist", "pass resume=auto or a path to a network-snapshot-*.pt")
+        resume_path = cfg.resume
+
+    plain: Dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    os.makedirs(run_dir, exist_ok=True)
+    if dist_lib.is_torchrun():
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        if world != cfg.gpus:
+            raise ConfigError("gpus", f"torchrun started {world} processes but gpus={cfg.gpus}", f"pass gpus={world}")
+        from zoo.utils import resolve_device
+
+        device = resolve_device(cfg.device)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        dist_lib.init_process_group(rank, world, device)
+        run_dir = dist_lib.broadcast_object(run_dir)
+        run(rank, world, None, plain, run_dir, resume_path)
+    else:
+        if cfg.gpus > 1:
+            print(f"[zoo] launching {cfg.gpus} processes", flush=True)
+        dist_lib.launch(run, cfg.gpus, run_dir, args=(plain, run_dir, resume_path))
+    print(f"[zoo] run directory: {os.path.abspath(run_dir)}", flush=True)
+    return run_dir
+
+
+# ------------------------------------------------------------------------------------------------
+# sample
+# ------------------------------------------------------------------------------------------------
+
+def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
+    """Render one PNG per seed (and a grid) from a checkpoint. Returns the output directory."""
+    import zoo
+    from zoo import registry
+    from zoo.training.checkpoint import CheckpointError, load_checkpoint
+    from zoo.utils import make_grid, resolve_device, save_image, to_uint8, z_from_seeds
+
+    missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]
+    if missing:
+        raise ConfigError(missing[0], "is required", f"pass {missing[0]}=PATH")
+    if cfg.noise_mode not in ("const", "random", "none"):
+        raise ConfigError("noise_mode", f"unknown noise mode {cfg.noise_mode!r}", "use const, random or none")
+    if cfg.which not in ("G_ema", "G"):
+        raise ConfigError("which", f"cannot sample from {cfg.which!r}", "use which=G_ema or which=G")
+    seeds = parse_seeds(cfg.seeds)
+    state = load_checkpoint(cfg.ckpt)
+    generation = state.get("generation")
+    if cfg.model is not None and cfg.model != generation:
+        raise ConfigError("model", f"the checkpoint holds a {generation!r} model, not {cfg.model!r}",
+                          f"drop model= or use model={generation}")
+    registry.get(generation)
+    device = resolve_device(cfg.device)
+    G = zoo.load(cfg.ckpt, which=cfg.which, device=device)
+
+    c = torch.zeros([1, G.c_dim], device=device)
+    if G.c_dim:
+        if cfg.class_idx is None:
+            raise ConfigError("class_idx", f"the model is conditional ({G.c_dim} classes)", f"pass class_idx=0..{G.c_dim - 1}")
+        if not 0 <= cfg.class_idx < G.c_dim:
+            raise ConfigError("class_idx", f"{cfg.class_idx} is out of range", f"use 0..{G.c_dim - 1}")
+        c[:, cfg.class_idx] = 1
+    elif cfg.class_idx is not None:
+        raise ConfigError("class_idx", "the model is unconditional", "drop class_idx")
+
+    outdir = outdir or cfg.outdir or _hydra_output_dir() or "samples"
+    os.makedirs(outdir, exist_ok=True)
+    images = []
+    with torch.no_grad():
+        for i in range(0, len(seeds), cfg.batch):
+            chunk = seeds[i:i + cfg.batch]
+            z = z_from_seeds(chunk, G.z_dim).to(device)
+            if cfg.noise_mode == "random":  # random noise, but still reproducible per seed
+                torch.manual_seed(chunk[0])
+            img = G(z, c.expand(len(chunk), -1), truncation_psi=cfg.trunc, truncation_cutoff=cfg.trunc_cutoff,
+                    noise_mode=cfg.noise_mode)
+            images.append(to_uint8(img))
+    images = __import__("numpy").concatenate(images)
+    for seed, im in zip(seeds, images):
+        save_image(im, os.path.join(outdir, f"seed{seed:04d}.png"))
+    if cfg.grid:
+        cols = int(len(seeds) ** 0.5 + 0.999)
+        save_image(make_grid(images, cols), os.path.join(outdir, "grid.png"))
+    with open(os.path.join(outdir, "sample.json"), "w") as f:
+        json.dump({"ckpt": os.path.abspath(cfg.ckpt), "generation": generation, "seeds": seeds,
+                   **{k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt")}}, f, indent=2)
+    print(f"[zoo] wrote {len(seeds)} images{' and grid.png' if cfg.grid else ''} to {os.path.abspath(outdir)}", flush=True)
+    return outdir

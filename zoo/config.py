@@ -1,0 +1,276 @@
+"""Typed configuration schemas (Hydra structured configs) and start-up validation.
+
+Every YAML file in ``conf/`` extends one of these dataclasses, so a misspelled key or a value of the
+wrong type fails while Hydra composes the config.  Checks that need several keys at once (batch
+divisibility, the minibatch-stddev group, the dataset path, the GPU count) run in :func:`validate`
+at the start of ``train.py``; each failure raises :class:`ConfigError` naming the key and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+__all__ = [
+    "ConfigError", "TrainConfig", "SampleConfig", "DataConfig", "LoggerConfig", "ModelConfig",
+    "StyleGAN2Config", "register_schemas", "validate", "resolve_hparams", "parse_seeds",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and how to fix it."""
+
+    def __init__(self, key: str, problem: str, fix: str):
+        self.key = key
+        super().__init__(f"{key}: {problem}. Fix: {fix}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Schemas
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class ModelConfig:
+    """Keys shared by every generation. ``null`` hyperparameters are filled by the generation's
+    ``auto`` rules (see ``zoo.registry``) from the resolution and the total batch."""
+
+    name: str = MISSING
+    z_dim: int = 512
+    w_dim: int = 512
+    channel_base: int = 32768
+    channel_max: int = 512
+    mbstd_group: int = 4
+    mbstd_channels: int = 1
+    glr: Optional[float] = None
+    dlr: Optional[float] = None
+    adam_betas: List[float] = field(default_factory=lambda: [0.0, 0.99])
+    adam_eps: float = 1e-8
+    r1_gamma: Optional[float] = None
+    ema_kimg: Optional[float] = None
+    ema_rampup: Optional[float] = 0.05
+    G_reg_interval: Optional[int] = None
+    D_reg_interval: Optional[int] = 16
+
+
+@dataclass
+class StyleGAN2Config(ModelConfig):
+    name: str = "stylegan2"
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    w_avg_beta: float = 0.998
+    use_noise: bool = True
+    conv_clamp: Optional[int] = None
+    style_mixing_prob: float = 0.9
+    pl_weight: float = 2.0
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    G_reg_interval: Optional[int] = 4
+
+
+@dataclass
+class DataConfig:
+    # shapes (built in, procedural) | folder | zip | image (folder or zip) | cifar10 | ffhq
+    name: str = MISSING
+    kind: str = MISSING
+    path: Optional[str] = None
+    resolution: Optional[int] = None  # native resolution; null = read it from the data
+    mirror: bool = False
+    use_labels: bool = False
+    max_size: Optional[int] = None
+    num_images: Optional[int] = None  # procedural datasets: how many images
+    download: bool = False  # torchvision datasets only
+    workers: int = 0
+    root: Optional[str] = None  # where named datasets (ffhq{res}.zip) live
+    prepare_hint: Optional[str] = None  # how to produce the dataset when it is missing
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"  # none | wandb
+    mode: str = "offline"  # wandb: offline (no account needed) | online | disabled
+    project: str = "zoo"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    data: DataConfig = MISSING
+    logger: LoggerConfig = MISSING
+    resolution: Optional[int] = None
+    gpus: int = 1
+    batch: int = 32
+    batch_gpu: Optional[int] = None  # per-GPU batch per pass; smaller than batch/gpus = accumulation
+    kimg: float = 25000
+    seed: int = 0
+    resume: Optional[str] = None  # null | auto | path to a checkpoint
+    device: str = "auto"  # auto | cpu | cuda
+    run_root: str = "outputs"
+    tick_kimg: float = 4.0  # progress/log interval
+    image_kimg: float = 50.0  # sample-grid interval
+    snap_kimg: float = 200.0  # checkpoint interval
+    grid_size: List[int] = field(default_factory=lambda: [8, 4])  # sample grid columns x rows
+    threads: Optional[int] = None  # torch CPU threads per process (null: torch's default)
+    progress: bool = True  # tqdm progress bar
+    experiment: Optional[str] = None  # name of the experiment preset, for bookkeeping
+
+
+@dataclass
+class SampleConfig:
+    ckpt: str = MISSING
+    model: Optional[str] = None  # optional: must match the checkpoint's generation
+    which: str = "G_ema"
+    seeds: Any = "0-15"
+    trunc: float = 1.0
+    trunc_cutoff: Optional[int] = None
+    noise_mode: str = "const"
+    class_idx: Optional[int] = None
+    outdir: Optional[str] = None  # null: the Hydra run directory
+    grid: bool = True
+    device: str = "auto"
+    batch: int = 8
+
+
+MODEL_SCHEMAS: Dict[str, type] = {"stylegan2": StyleGAN2Config}
+
+
+def register_schemas() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent). YAML files extend them through their
+    defaults lists: ``conf/train.yaml`` → ``schema_train``; ``conf/model/stylegan2.yaml`` →
+    ``/schema/model/stylegan2``, and so on."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="schema_train", node=TrainConfig)
+    cs.store(name="schema_sample", node=SampleConfig)
+    cs.store(group="schema/data", name="base", node=DataConfig)
+    cs.store(group="schema/logger", name="base", node=LoggerConfig)
+    for name, node in MODEL_SCHEMAS.items():
+        cs.store(group="schema/model", name=name, node=node)
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+def _is_pow2(x: int) -> bool:
+    return x > 0 and (x & (x - 1)) == 0
+
+
+def parse_seeds(spec: Any) -> List[int]:
+    """``'0-3,7'`` → ``[0, 1, 2, 3, 7]``; also accepts an int or a list."""
+    if isinstance(spec, int):
+        return [spec]
+    if isinstance(spec, (list, tuple)) or OmegaConf.is_list(spec):
+        return [int(s) for s in spec]
+    out: List[int] = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            elif part:
+                out.append(int(part))
+        except ValueError:
+            raise ConfigError("seeds", f"cannot parse {part!r}", "use e.g. seeds=0-15 or seeds=[1,5,9]") from None
+    if not out:
+        raise ConfigError("seeds", "no seeds given", "use e.g. seeds=0-15")
+    return out
+
+
+def check_resolution(res: Any, key: str = "resolution") -> int:
+    if not isinstance(res, int) or not _is_pow2(res) or not 4 <= res <= 1024:
+        raise ConfigError(key, f"{res!r} is not a power of two between 4 and 1024",
+                          "use one of 4, 8, 16, 32, 64, 128, 256, 512, 1024")
+    return res
+
+
+def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
+    """Run the cross-key checks. Raises :class:`ConfigError` on the first problem found."""
+    from zoo import registry
+
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(missing[0], "is required but not set", f"pass {missing[0]}=... on the command line")
+    try:
+        registry.get(cfg.model.name)
+    except KeyError as e:
+        raise ConfigError("model", str(e), f"choose model=<one of {', '.join(registry.names())}>") from None
+
+    if cfg.resolution is not None:
+        check_resolution(cfg.resolution)
+    if cfg.gpus < 1:
+        raise ConfigError("gpus", f"must be >= 1, got {cfg.gpus}", "use gpus=1 or more")
+    if cfg.batch < 1:
+        raise ConfigError("batch", f"must be >= 1, got {cfg.batch}", "use e.g. batch=32")
+    if cfg.batch % cfg.gpus != 0:
+        raise ConfigError("batch", f"total batch {cfg.batch} is not divisible by gpus={cfg.gpus}",
+                          f"use a batch that is a multiple of {cfg.gpus}, e.g. batch={cfg.gpus * max(1, cfg.batch // cfg.gpus)}")
+    batch_gpu = cfg.batch_gpu or cfg.batch // cfg.gpus
+    if cfg.batch_gpu is not None and (cfg.batch_gpu < 1 or cfg.batch % (cfg.gpus * cfg.batch_gpu) != 0):
+        raise ConfigError("batch_gpu", f"batch={cfg.batch} is not divisible by gpus×batch_gpu = {cfg.gpus}×{cfg.batch_gpu}",
+                          f"choose batch_gpu dividing {cfg.batch // cfg.gpus} (batch/gpus), or leave batch_gpu=null")
+    group = cfg.model.get("mbstd_group")
+    if group:
+        g = min(group, batch_gpu)
+        if batch_gpu % g != 0:
+            raise ConfigError("model.mbstd_group", f"minibatch-stddev group {group} does not divide the per-GPU batch {batch_gpu}",
+                              f"use a batch_gpu that is a multiple of {group}, or set model.mbstd_group to a divisor of {batch_gpu}")
+    for key in ("kimg", "tick_kimg", "image_kimg", "snap_kimg"):
+        if cfg[key] <= 0:
+            raise ConfigError(key, f"must be > 0, got {cfg[key]}", f"use a positive value, e.g. {key}=1")
+    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        raise ConfigError("device", f"unknown device {cfg.device!r}", "use device=auto, cpu or cuda")
+    import torch
+
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", "CUDA was requested but is not available", "use device=auto or device=cpu")
+    if cfg.gpus > 1 and torch.cuda.is_available() and cfg.device != "cpu":
+        visible = torch.cuda.device_count()
+        if cfg.gpus > visible:
+            raise ConfigError("gpus", f"gpus={cfg.gpus} but only {visible} CUDA device(s) are visible",
+                              f"use gpus<={visible} (or check CUDA_VISIBLE_DEVICES)")
+    if cfg.logger.name not in ("none", "wandb"):
+        raise ConfigError("logger", f"unknown logger {cfg.logger.name!r}", "use logger=wandb or logger=none")
+    if cfg.logger.mode not in ("offline", "online", "disabled"):
+        raise ConfigError("logger.mode", f"unknown wandb mode {cfg.logger.mode!r}", "use offline, online or disabled")
+    if check_data:
+        _validate_data(cfg)
+
+
+def _validate_data(cfg: DictConfig) -> None:
+    d = cfg.data
+    if d.kind in ("folder", "zip", "image", "ffhq"):
+        if not d.path:
+            raise ConfigError("data.path", f"dataset {d.name!r} needs a path", "pass data.path=/path/to/images_or.zip")
+        if not os.path.exists(d.path):
+            hint = f" {d.prepare_hint}" if d.prepare_hint else ""
+            raise ConfigError("data.path", f"dataset not found at {d.path!r}.{hint}",
+                              "point data.path at an existing image folder or NVIDIA-format zip")
+    elif d.kind == "cifar10":
+        if not d.path:
+            raise ConfigError("data.path", "cifar10 needs a directory", "pass data.path=DIR (holding cifar-10-python.tar.gz) and, to fetch it, data.download=true")
+
+
+# ------------------------------------------------------------------------------------------------
+# Hyperparameter resolution
+# ------------------------------------------------------------------------------------------------
+
+def resolve_hparams(model_cfg: Dict[str, Any], resolution: int, batch: int) -> Dict[str, Any]:
+    """Return a copy of the model config with every ``null`` auto hyperparameter filled in."""
+    from zoo import registry
+
+    out = dict(model_cfg)
+    auto = registry.get(out["name"]).auto_hparams(resolution, batch)
+    for key, value in auto.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out

@@ -1,0 +1,99 @@
+"""Multi-process training: one process per GPU (NCCL) or per CPU worker (gloo).
+
+Two ways in, same loop:
+
+* ``gpus=N`` from the Hydra job: :func:`launch` spawns N workers with ``torch.multiprocessing``
+  and a ``file://`` rendezvous in the run directory (NVIDIA's pattern), so concurrent jobs of a
+  sweep never fight over a port.
+* ``torchrun --nproc_per_node=N train.py gpus=N ...``: every rank is already a process; the
+  ``RANK``/``WORLD_SIZE`` environment is picked up and rank 0's run directory is shared.
+
+Gradients are all-reduced by hand (one flat buffer per phase, then ``/ world_size``), like NVIDIA's
+loop, rather than through DDP: R1 and path-length regularization take gradients of gradients,
+which DDP's bucketed hooks do not support reliably.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, List, Optional
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["launch", "is_torchrun", "init_process_group", "all_reduce_grads", "all_reduce_sum",
+           "broadcast_object", "barrier"]
+
+
+def is_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ and "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def _backend(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def init_process_group(rank: int, world_size: int, device: torch.device, init_file: Optional[str] = None) -> None:
+    if world_size <= 1 or dist.is_initialized():
+        return
+    if init_file is not None:
+        init_method = "file://" + os.path.abspath(init_file)
+        dist.init_process_group(_backend(device), init_method=init_method, rank=rank, world_size=world_size)
+    else:  # torchrun: MASTER_ADDR / MASTER_PORT come from the environment
+        dist.init_process_group(_backend(device), rank=rank, world_size=world_size)
+
+
+def all_reduce_grads(params: List[torch.nn.Parameter], world_size: int) -> None:
+    """Average gradients over processes and replace NaN/Inf, in one flat collective."""
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return
+    if world_size > 1:
+        flat = torch.cat([p.grad.flatten() for p in params])
+        dist.all_reduce(flat)
+        flat /= world_size
+        torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            offset += n
+    else:
+        for p in params:
+            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
+def broadcast_object(obj, src: int = 0):
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [obj]
+        dist.broadcast_object_list(box, src=src)
+        return box[0]
+    return obj
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _worker(rank: int, fn: Callable, world_size: int, init_file: str, args: tuple) -> None:
+    fn(rank, world_size, init_file, *args)
+
+
+def launch(fn: Callable, world_size: int, run_dir: str, args: tuple = ()) -> None:
+    """Run ``fn(rank, world_size, init_file, *args)`` in ``world_size`` processes (inline for one).
+
+    ``fn`` must be a module-level function (it is pickled into spawned workers)."""
+    if world_size <= 1:
+        fn(0, 1, None, *args)
+        return
+    init_file = os.path.join(os.path.abspath(run_dir), ".torch_distributed_init")
+    if os.path.exists(init_file):
+        os.unlink(init_file)
+    torch.multiprocessing.spawn(_worker, args=(fn, world_size, init_file, args), nprocs=world_size, join=True)

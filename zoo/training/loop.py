@@ -1,0 +1,415 @@
+"""The one training loop of the zoo.
+
+:class:`Trainer` owns the networks, optimizers, EMA and loss, and runs one iteration at a time with
+NVIDIA's phase structure (``Gmain``, lazy ``Greg``, ``Dmain``, lazy ``Dreg``; each phase its own
+optimizer step).  :func:`training_loop` feeds it data, logs, draws sample grids and writes
+checkpoints; :func:`run` is the per-process entry point used by ``train.py`` (one process, spawned
+workers or torchrun).  Generations differ only by their registry spec, model config and loss.
+
+Randomness is keyed, not streamed: every (iteration, phase, batch chunk) seeds the RNG from
+``(seed, iteration, phase, chunk)``.  The same chunk therefore sees the same latents, noise and
+style-mixing draws whichever process or accumulation round computes it, which makes ``gpus=N``
+equal to one process over the same total batch, and resuming exact without replaying RNG streams.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import resource
+import signal
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+from zoo import registry
+from zoo.config import resolve_hparams
+from zoo.training import checkpoint as ckpt_lib
+from zoo.training import distributed as dist_lib
+from zoo.training.losses import build_loss
+from zoo.training.loggers import make_logger
+from zoo.utils import make_grid, resolve_device, save_image, to_uint8
+
+__all__ = ["Trainer", "training_loop", "run"]
+
+ZOO_VERSION = "0.1.0"
+
+
+@dataclasses.dataclass
+class Phase:
+    name: str
+    module: str  # 'G' or 'D'
+    interval: int
+
+
+def _chunk_seed(seed: int, *keys: int) -> int:
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, *keys]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class Trainer:
+    """Networks + optimizers + loss for one generation; :meth:`step` runs one training iteration.
+
+    ``cfg`` is the resolved training config as a plain dict (``train.yaml`` after Hydra).
+    ``labels`` (``[N, c_dim]`` float tensor) are the dataset's labels, from which conditional
+    latents draw their classes, as in NVIDIA's loop; ``None`` for unconditional training.
+    """
+
+    def __init__(self, cfg: Dict[str, Any], *, img_channels: int, device: torch.device,
+                 rank: int = 0, world_size: int = 1, labels: Optional[torch.Tensor] = None):
+        self.cfg = cfg
+        self.device = device
+        self.rank, self.world_size = rank, world_size
+        self.resolution = int(cfg["resolution"])
+        self.batch = int(cfg["batch"])
+        self.batch_gpu = int(cfg.get("batch_gpu") or self.batch // world_size)
+        self.rounds = self.batch // (self.batch_gpu * world_size)
+        self.seed = int(cfg.get("seed", 0))
+        self.labels = labels.to(device) if labels is not None and labels.shape[1] > 0 else None
+        self.c_dim = 0 if self.labels is None else int(self.labels.shape[1])
+
+        self.hp = resolve_hparams(cfg["model"], self.resolution, self.batch)
+        self.spec = registry.get(self.hp["name"])
+        G_kwargs, D_kwargs = self.spec.network_kwargs(self.hp, self.resolution, img_channels, self.c_dim)
+        torch.manual_seed(self.seed)  # identical initial weights on every rank
+        self.G = self.spec.build_generator(**G_kwargs).train().requires_grad_(False).to(device)
+        self.D = self.spec.build_discriminator(**D_kwargs).train().requires_grad_(False).to(device)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.G_kwargs = dict(getattr(self.G, "init_kwargs", G_kwargs))
+        self.D_kwargs = dict(getattr(self.D, "init_kwargs", D_kwargs))
+
+        self.loss = build_loss(self.spec.loss, self.G, self.D, **self.hp).to(device)
+
+        # Lazy regularization (StyleGAN2 app. B): a regularizer run every k minibatches has its loss
+        # multiplied by k, and the optimizer compensates with lr * k/(k+1), betas ** (k/(k+1)).
+        self.phases: List[Phase] = []
+        self.opts: Dict[str, torch.optim.Optimizer] = {}
+        for mod, lr, reg in (("G", self.hp["glr"], self.hp.get("G_reg_interval")),
+                             ("D", self.hp["dlr"], self.hp.get("D_reg_interval"))):
+            betas = tuple(self.hp["adam_betas"])
+            params = list(getattr(self, mod).parameters())
+            if reg is None:
+                self.opts[mod] = torch.optim.Adam(params, lr=lr, betas=betas, eps=self.hp["adam_eps"])
+                self.phases.append(Phase(f"{mod}both", mod, 1))
+            else:
+                ratio = reg / (reg + 1)
+                self.opts[mod] = torch.optim.Adam(params, lr=lr * ratio, betas=tuple(b ** ratio for b in betas),
+                                                  eps=self.hp["adam_eps"])
+                self.phases += [Phase(f"{mod}main", mod, 1), Phase(f"{mod}reg", mod, int(reg))]
+
+        self.cur_nimg = 0
+        self.batch_idx = 0
+
+    # ---- one iteration -----------------------------------------------------------------------------
+    def _gen_c(self, n: int) -> torch.Tensor:
+        if self.labels is None:
+            return torch.zeros([n, 0], device=self.device)
+        idx = torch.randint(self.labels.shape[0], [n]).to(self.device)
+        return self.labels[idx]
+
+    def step(self, reals: List[torch.Tensor], real_cs: List[torch.Tensor]) -> None:
+        """One iteration over the global batch. ``reals[r]`` is this process's chunk for accumulation
+        round ``r`` (``[batch_gpu, C, H, W]`` float in [-1, 1] on the device)."""
+        assert len(reals) == self.rounds, (len(reals), self.rounds)
+        for p_idx, phase in enumerate(self.phases):
+            if self.batch_idx % phase.interval != 0:
+                continue
+            module = getattr(self, phase.module)
+            opt = self.opts[phase.module]
+            module.requires_grad_(True)
+            opt.zero_grad(set_to_none=True)
+            for r in range(self.rounds):
+                chunk = r * self.world_size + self.rank  # global chunk index within the batch
+                torch.manual_seed(_chunk_seed(self.seed, self.batch_idx, p_idx, chunk))
+                gen_z = torch.randn([self.batch_gpu, self.G.z_dim], device=self.device)
+                gen_c = self._gen_c(self.batch_gpu)
+                self.loss.accumulate(phase.name, reals[r], real_cs[r], gen_z, gen_c,
+                                     gain=phase.interval / self.rounds)
+            self.loss.end_phase(phase.name, dist_lib.all_reduce_sum)
+            module.requires_grad_(False)
+            dist_lib.all_reduce_grads(list(module.parameters()), self.world_size)
+            opt.step()
+        self._update_ema()
+        self.cur_nimg += self.batch
+        self.batch_idx += 1
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        ema_nimg = self.hp["ema_kimg"] * 1000
+        if self.hp.get("ema_rampup") is not None:
+            ema_nimg = min(ema_nimg, self.cur_nimg * self.hp["ema_rampup"])
+        beta = 0.5 ** (self.batch / max(ema_nimg, 1e-8))
+        ema_params = list(self.G_ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)  # w_avg, noise_const, ...: copied, not averaged (NVIDIA)
+
+    # ---- state -------------------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}
+        return {
+            "zoo_version": ZOO_VERSION,
+            "generation": self.spec.name,
+            "G_kwargs": self.G_kwargs,
+            "D_kwargs": self.D_kwargs,
+            "hparams": dict(self.hp),
+            "G": cpu(self.G.state_dict()),
+            "D": cpu(self.D.state_dict()),
+            "G_ema": cpu(self.G_ema.state_dict()),
+            "G_opt": self.opts["G"].state_dict(),
+            "D_opt": self.opts["D"].state_dict(),
+            "loss": self.loss.state_dict(),
+            "progress": {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx},
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        if state["generation"] != self.spec.name:
+            raise ckpt_lib.CheckpointError(
+                f"checkpoint holds a {state['generation']!r} model but the config trains {self.spec.name!r}; "
+                f"use model={state['generation']} (or start a new run without resume)")
+        for which, mine in (("G_kwargs", self.G_kwargs), ("D_kwargs", self.D_kwargs)):
+            diff = {k for k in set(mine) | set(state[which]) if mine.get(k) != state[which].get(k)}
+            if diff:
+                detail = ", ".join(f"{k}: checkpoint {state[which].get(k)!r} vs config {mine.get(k)!r}" for k in sorted(diff))
+                raise ckpt_lib.CheckpointError(
+                    f"checkpoint architecture differs from the config ({detail}); "
+                    "drop the conflicting overrides to resume, or start a new run")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opts["G"].load_state_dict(state["G_opt"])
+        self.opts["D"].load_state_dict(state["D_opt"])
+        self.loss.load_state_dict(state["loss"])
+        self.loss.to(self.device)
+        self.cur_nimg = int(state["progress"]["cur_nimg"])
+        self.batch_idx = int(state["progress"]["batch_idx"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Data feeding
+# --------------------------------------------------------------------------------------------------
+
+class _ChunkStream(torch.utils.data.Sampler):
+    """This process's share of one global index stream: the stream is cut into chunks of
+    ``batch_gpu`` and chunk ``j`` of every batch belongs to rank ``j % world_size``."""
+
+    def __init__(self, base, rank: int, world_size: int, batch_gpu: int):
+        self.base, self.rank, self.world_size, self.batch_gpu = base, rank, world_size, batch_gpu
+
+    def __iter__(self) -> Iterator[int]:
+        for pos, idx in enumerate(self.base):
+            if (pos // self.batch_gpu) % self.world_size == self.rank:
+                yield idx
+
+
+def _make_loader(dataset, trainer: Trainer, workers: int) -> Iterator:
+    from zoo.data import InfiniteSampler
+
+    base = InfiniteSampler(len(dataset), rank=0, num_replicas=1, seed=trainer.seed,
+                           start=trainer.batch_idx * trainer.batch)
+    sampler = _ChunkStream(base, trainer.rank, trainer.world_size, trainer.batch_gpu)
+    loader = torch.utils.data.DataLoader(
+        dataset, sampler=sampler, batch_size=trainer.batch_gpu, num_workers=workers,
+        pin_memory=trainer.device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None)
+    return iter(loader)
+
+
+def _dataset_labels(dataset) -> Optional[torch.Tensor]:
+    if not getattr(dataset, "has_labels", False) or getattr(dataset, "label_dim", 0) == 0:
+        return None
+    get_labels = getattr(dataset, "get_all_labels", None)
+    labels = get_labels() if get_labels is not None else torch.stack([dataset[i][1] for i in range(len(dataset))])
+    return torch.as_tensor(np.asarray(labels), dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------------
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop at the next iteration boundary (after a checkpoint)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second Ctrl-C: give up immediately
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 30
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss_kb / 2 ** 20
+
+
+_POSTFIX = {"Loss/G/loss": "G", "Loss/D/loss": "D", "Loss/r1_penalty": "r1", "Loss/pl_mean": "pl",
+            "Timing/sec_per_kimg": "s/kimg"}
+
+
+def _grid_latents(trainer: Trainer, num: int):
+    gen = torch.Generator().manual_seed(123)
+    z = torch.randn([num, trainer.G.z_dim], generator=gen)
+    if trainer.labels is None:
+        c = torch.zeros([num, 0])
+    else:
+        c = trainer.labels.cpu()[torch.randint(trainer.labels.shape[0], [num], generator=gen)]
+    return z, c
+
+
+@torch.no_grad()
+def _render_grid(G, z, c, device, batch: int, cols: int, rows: int) -> np.ndarray:
+    imgs = [G(zb.to(device), cb.to(device), noise_mode="const") for zb, cb in zip(z.split(batch), c.split(batch))]
+    return make_grid(to_uint8(torch.cat(imgs)), cols, rows)
+
+
+def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_size: int = 1,
+                  device: Optional[torch.device] = None, resume_path: Optional[str] = None,
+                  dataset=None) -> Trainer:
+    """Train until ``cfg['kimg']`` thousand real images have been shown to D. Returns the trainer."""
+    from zoo.data import open_dataset, to_float
+
+    device = device or resolve_device(cfg.get("device", "auto"))
+    dcfg = cfg["data"]
+    if dataset is None:
+        dataset = open_dataset(dcfg["kind"], dcfg.get("path"), resolution=cfg.get("resolution"),
+                               mirror=dcfg.get("mirror", False), use_labels=dcfg.get("use_labels", False),
+                               max_size=dcfg.get("max_size"), seed=cfg.get("seed", 0),
+                               num_images=dcfg.get("num_images"), download=dcfg.get("download", False))
+    cfg = dict(cfg, resolution=int(cfg.get("resolution") or dataset.resolution))
+    trainer = Trainer(cfg, img_channels=dataset.num_channels, device=device, rank=rank,
+                      world_size=world_size, labels=_dataset_labels(dataset) if dcfg.get("use_labels") else None)
+    if resume_path:
+        trainer.load_state_dict(ckpt_lib.load_checkpoint(resume_path))
+
+    logger = make_logger(rank, run_dir, cfg.get("logger", {}), cfg)
+    total_nimg = int(round(float(cfg["kimg"]) * 1000))
+    gw, gh = cfg.get("grid_size", [8, 4])
+    grid_z, grid_c = _grid_latents(trainer, gw * gh)
+
+    def snapshot_grid(tag: str) -> None:
+        grid = _render_grid(trainer.G_ema, grid_z, grid_c, device, trainer.batch_gpu, gw, gh)
+        path = os.path.join(run_dir, f"fakes{tag}.png")
+        save_image(grid, path, size=256)
+        logger.log_image("samples", grid, trainer.cur_nimg / 1000)
+
+    def save_snapshot() -> str:
+        state = trainer.state_dict()
+        state["config"] = cfg
+        state["dataset"] = {"name": dcfg.get("name"), "resolution": cfg["resolution"],
+                            "num_images": len(dataset), "label_dim": trainer.c_dim}
+        path = os.path.join(run_dir, ckpt_lib.SNAPSHOT_PATTERN.format(kimg=trainer.cur_nimg // 1000))
+        return ckpt_lib.save_checkpoint(path, state)
+
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+        if trainer.cur_nimg == 0:
+            reals = torch.stack([dataset[i][0] for i in range(min(len(dataset), gw * gh))])
+            save_image(make_grid(reals.permute(0, 2, 3, 1).numpy(), gw, gh), os.path.join(run_dir, "reals.png"), size=256)
+            snapshot_grid("_init")
+
+    loader = _make_loader(dataset, trainer, int(dcfg.get("workers", 0)))
+    progress = None
+    if rank == 0 and cfg.get("progress", True):
+        from tqdm import tqdm
+
+        progress = tqdm(total=total_nimg / 1000, initial=trainer.cur_nimg / 1000, unit="kimg",
+                        bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]",
+                        file=sys.stdout, dynamic_ncols=True)
+
+    tick_nimg = max(int(float(cfg["tick_kimg"]) * 1000), 1)
+    image_nimg = max(int(float(cfg["image_kimg"]) * 1000), 1)
+    snap_nimg = max(int(float(cfg["snap_kimg"]) * 1000), 1)
+    tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
+    start_time = tick_start_time
+    last_snap_path = None
+    stopped = False
+    with _StopFlag() as stop:
+        while trainer.cur_nimg < total_nimg:
+            reals, real_cs = [], []
+            for _ in range(trainer.rounds):
+                img, c = next(loader)
+                reals.append(to_float(img.to(device, non_blocking=True)))
+                real_cs.append(c.to(device, non_blocking=True) if trainer.c_dim else torch.zeros([img.shape[0], 0], device=device))
+            prev = trainer.cur_nimg
+            trainer.step(reals, real_cs)
+            cur = trainer.cur_nimg
+            done = cur >= total_nimg
+            if world_size > 1:  # every rank must agree to stop at the same iteration
+                flag = dist_lib.all_reduce_sum(torch.tensor([float(stop.requested)]))
+                stop.requested = bool(flag.item() > 0)
+            crossed = lambda every: cur // every != prev // every
+            if progress is not None:
+                progress.update((cur - prev) / 1000)
+            if crossed(tick_nimg) or done or stop.requested:
+                now = time.time()
+                stats = trainer.loss.pop_stats()
+                stats["Timing/sec_per_kimg"] = (now - tick_start_time) / max(cur - tick_start_nimg, 1) * 1000
+                stats["Timing/total_sec"] = now - start_time
+                stats["Resources/peak_mem_gb"] = _peak_memory_gb(device)
+                logger.log_scalars(stats, cur / 1000)
+                if progress is not None:
+                    progress.set_postfix_str(", ".join(f"{short}={stats[key]:.3g}" for key, short in _POSTFIX.items() if key in stats))
+                tick_start_nimg, tick_start_time = cur, now
+            if rank == 0 and (crossed(image_nimg) or done):
+                snapshot_grid(f"{cur // 1000:06d}")
+            if rank == 0 and (crossed(snap_nimg) or done or stop.requested):
+                last_snap_path = save_snapshot()
+            if stop.requested:
+                stopped = True
+                break
+    if progress is not None:
+        progress.close()
+    logger.close()
+    if rank == 0:
+        msg = "interrupted; state saved to" if stopped else "done; last checkpoint:"
+        print(f"[zoo] {msg} {last_snap_path}", flush=True)
+    if stopped:
+        raise KeyboardInterrupt
+    return trainer
+
+
+def run(rank: int, world_size: int, init_file: Optional[str], cfg: Dict[str, Any], run_dir: str,
+        resume_path: Optional[str] = None) -> None:
+    """Per-process entry point (module level so spawned workers can pickle it)."""
+    device = resolve_device(cfg.get("device", "auto"))
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    threads = cfg.get("threads")
+    if threads is None and device.type == "cpu" and world_size > 1:
+        threads = max(1, (os.cpu_count() or 1) // world_size)
+    if threads:
+        torch.set_num_threads(int(threads))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    dist_lib.init_process_group(rank, world_size, device, init_file)
+    try:
+        training_loop(cfg, run_dir, rank=rank, world_size=world_size, device=device, resume_path=resume_path)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -1,0 +1,57 @@
+"""Small shared helpers: image conversion and grids, devices, seeds."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["to_uint8", "make_grid", "save_image", "resolve_device", "z_from_seed"]
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """NCHW float in [-1, 1] → NHWC uint8 (NVIDIA's ``img * 127.5 + 128`` rounding)."""
+    img = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return img.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def make_grid(images: np.ndarray, cols: int, rows: Optional[int] = None) -> np.ndarray:
+    """NHWC uint8 → one (rows*H, cols*W, C) image, row-major; missing cells stay black."""
+    n, h, w, c = images.shape
+    rows = rows if rows is not None else -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
+    for i in range(min(n, rows * cols)):
+        r, q = divmod(i, cols)
+        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[i]
+    return grid
+
+
+def save_image(array: np.ndarray, path: str, size: Optional[int] = None) -> str:
+    """Save an HWC uint8 array (C = 1 or 3) as PNG, optionally nearest-upscaled so its height is ``size``."""
+    arr = array[..., 0] if array.shape[-1] == 1 else array
+    im = Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
+    if size is not None and im.height < size:
+        factor = max(1, size // im.height)
+        im = im.resize((im.width * factor, im.height * factor), Image.NEAREST)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    im.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def z_from_seed(seed: int, z_dim: int) -> torch.Tensor:
+    """The latent of a seed, identical on every machine (NumPy's RandomState, as NVIDIA's scripts)."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
+
+
+def z_from_seeds(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    return torch.cat([z_from_seed(s, z_dim) for s in seeds])
