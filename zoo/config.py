@@ -83,6 +83,7 @@ class DataConfig:
     num_images: Optional[int] = None  # procedural datasets: how many images
     download: bool = False  # torchvision datasets only
     workers: int = 0
+    seed: int = 0  # fixes the dataset's content (procedural data, max_size subsets), not the run's randomness
     root: Optional[str] = None  # where named datasets (ffhq{res}.zip) live
     prepare_hint: Optional[str] = None  # how to produce the dataset when it is missing
 

@@ -29,6 +29,7 @@ class RunLogger(NullLogger):
     """Writes every scalar record to ``<run_dir>/metrics.jsonl`` and mirrors it to wandb if enabled."""
 
     def __init__(self, run_dir: str, logger_cfg: Dict[str, Any], config: Dict[str, Any], run_name: str):
+        os.makedirs(run_dir, exist_ok=True)
         self.path = os.path.join(run_dir, "metrics.jsonl")
         self._file = open(self.path, "a", buffering=1)
         self._wandb = None
@@ -45,7 +46,7 @@ class RunLogger(NullLogger):
                 mode=logger_cfg.get("mode", "offline"),
                 dir=run_dir,
                 config=config,
-                settings=wandb.Settings(start_method="thread", silent=True),
+                settings=wandb.Settings(silent=True),
                 reinit="finish_previous",
             )
 

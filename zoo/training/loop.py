@@ -80,7 +80,7 @@ class Trainer:
         self.G_kwargs = dict(getattr(self.G, "init_kwargs", G_kwargs))
         self.D_kwargs = dict(getattr(self.D, "init_kwargs", D_kwargs))
 
-        self.loss = build_loss(self.spec.loss, self.G, self.D, **self.hp).to(device)
+        self.loss = build_loss(self.spec.loss, self.G, self.D, self.hp).to(device)
 
         # Lazy regularization (StyleGAN2 app. B): a regularizer run every k minibatches has its loss
         # multiplied by k, and the optimizer compensates with lr * k/(k+1), betas ** (k/(k+1)).
@@ -219,6 +219,18 @@ def _make_loader(dataset, trainer: Trainer, workers: int) -> Iterator:
     return iter(loader)
 
 
+def open_dataset_from_config(dcfg: Dict[str, Any], resolution: Optional[int]):
+    """Open the dataset a ``data`` config node describes (options a kind does not take are left out)."""
+    from zoo.data import open_dataset
+
+    extra = {k: dcfg[k] for k in ("name", "num_images", "prepare_hint") if dcfg.get(k) is not None}
+    if dcfg.get("download"):
+        extra["download"] = True
+    return open_dataset(dcfg["kind"], dcfg.get("path"), resolution=resolution, mirror=dcfg.get("mirror", False),
+                        use_labels=dcfg.get("use_labels", False), max_size=dcfg.get("max_size"),
+                        seed=int(dcfg.get("seed") or 0), **extra)
+
+
 def _dataset_labels(dataset) -> Optional[torch.Tensor]:
     if not getattr(dataset, "has_labels", False) or getattr(dataset, "label_dim", 0) == 0:
         return None
@@ -291,15 +303,12 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                   device: Optional[torch.device] = None, resume_path: Optional[str] = None,
                   dataset=None) -> Trainer:
     """Train until ``cfg['kimg']`` thousand real images have been shown to D. Returns the trainer."""
-    from zoo.data import open_dataset, to_float
+    from zoo.data import to_float
 
     device = device or resolve_device(cfg.get("device", "auto"))
     dcfg = cfg["data"]
     if dataset is None:
-        dataset = open_dataset(dcfg["kind"], dcfg.get("path"), resolution=cfg.get("resolution"),
-                               mirror=dcfg.get("mirror", False), use_labels=dcfg.get("use_labels", False),
-                               max_size=dcfg.get("max_size"), seed=cfg.get("seed", 0),
-                               num_images=dcfg.get("num_images"), download=dcfg.get("download", False))
+        dataset = open_dataset_from_config(dcfg, resolution=cfg.get("resolution"))
     cfg = dict(cfg, resolution=int(cfg.get("resolution") or dataset.resolution))
     trainer = Trainer(cfg, img_channels=dataset.num_channels, device=device, rank=rank,
                       world_size=world_size, labels=_dataset_labels(dataset) if dcfg.get("use_labels") else None)

@@ -151,8 +151,8 @@ class StyleGAN2Loss:
 LOSSES = {"stylegan2": StyleGAN2Loss}
 
 
-def build_loss(name: str, G, D, **hparams):
-    """Build loss ``name`` taking from ``hparams`` (the resolved model config) the keys it accepts."""
-    cls = LOSSES[name]
+def build_loss(loss_name: str, G, D, hparams: Dict) -> "StyleGAN2Loss":
+    """Build loss ``loss_name`` taking from ``hparams`` (the resolved model config) the keys it accepts."""
+    cls = LOSSES[loss_name]
     accepted = inspect.signature(cls.__init__).parameters
-    return cls(G, D, **{k: v for k, v in hparams.items() if k in accepted and k not in ("G", "D")})
+    return cls(G, D, **{k: v for k, v in hparams.items() if k in accepted and k not in ("self", "G", "D")})

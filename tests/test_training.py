@@ -1,0 +1,175 @@
+"""The training loop end to end on the built-in data: a few steps, checkpoints, exact resume,
+2-process (gloo) equivalence, and the user errors it must report clearly."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import zoo
+from conftest import ROOT, TINY, compose_cfg
+from zoo import cli
+from zoo.training.checkpoint import CheckpointError, find_latest_checkpoint, load_checkpoint, save_checkpoint
+
+ITER = 8 / 1000  # kimg of one iteration at batch 8
+
+
+def _train(tmp_path, name, *extra):
+    cfg = compose_cfg(overrides=TINY + [f"run_root={tmp_path}/runs", *extra])
+    return cli.train(cfg, run_dir=str(tmp_path / "runs" / name))
+
+
+def _state(run_dir):
+    return load_checkpoint(find_latest_checkpoint(run_dir))
+
+
+def _assert_same(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        if atol == 0:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            torch.testing.assert_close(a[k], b[k], atol=atol, rtol=atol, msg=k)
+
+
+def test_few_steps_write_grids_metrics_and_a_self_describing_checkpoint(tmp_path):
+    run_dir = _train(tmp_path, "run", f"kimg={3 * ITER}", "image_kimg=0.016")
+    files = set(os.listdir(run_dir))
+    assert {"reals.png", "fakes_init.png", "metrics.jsonl", "network-snapshot-000000.pt"} <= files
+    assert any(f.startswith("fakes0") for f in files)
+    state = torch.load(os.path.join(run_dir, "network-snapshot-000000.pt"), weights_only=True)
+    assert state["generation"] == "stylegan2"
+    assert state["progress"] == {"cur_nimg": 24, "batch_idx": 3}
+    assert state["config"]["model"]["channel_base"] == 256
+    assert state["hparams"]["r1_gamma"] == pytest.approx(0.0002 * 16 ** 2 / 8)  # auto rule resolved
+    assert {"G", "D", "G_ema", "G_opt", "D_opt", "loss", "G_kwargs", "D_kwargs", "rng"} <= state.keys()
+    records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert records and all(torch.isfinite(torch.tensor(r["Loss/G/loss"])) for r in records)
+    assert "Timing/sec_per_kimg" in records[-1] and "Resources/peak_mem_gb" in records[-1]
+
+    G = zoo.load(os.path.join(run_dir, "network-snapshot-000000.pt"))
+    assert not G.training and G.img_resolution == 16
+    img = G(torch.randn(2, G.z_dim), None, noise_mode="const")
+    assert img.shape == (2, 3, 16, 16)
+    D = zoo.load(os.path.join(run_dir, "network-snapshot-000000.pt"), which="D")
+    assert D(img, None).shape == (2, 1)
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
+    extra = ["model.D_reg_interval=4", "model.G_reg_interval=2"]  # regularizers on both sides of the cut
+    full = _state(_train(tmp_path, "full", f"kimg={6 * ITER}", *extra))
+    part_dir = _train(tmp_path, "part", f"kimg={3 * ITER}", *extra)
+    part = _state(part_dir)
+    assert part["progress"]["batch_idx"] == 3
+    resumed = _state(_train(tmp_path, "resumed", f"kimg={6 * ITER}", f"resume={find_latest_checkpoint(part_dir)}", *extra))
+    assert resumed["progress"] == full["progress"]
+    for which in ("G", "D", "G_ema"):
+        _assert_same(resumed[which], full[which])
+    assert torch.equal(resumed["loss"]["pl_mean"], full["loss"]["pl_mean"])
+
+
+def test_resume_auto_continues_the_latest_run(tmp_path, capsys):
+    run_dir = _train(tmp_path, "first", f"kimg={2 * ITER}")
+    cont = _train(tmp_path, "second", f"kimg={4 * ITER}", "resume=auto")
+    assert cont == run_dir  # continued in place
+    assert _state(run_dir)["progress"]["batch_idx"] == 4
+    assert "resume=auto: continuing" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_checkpoint_of_another_generation(tmp_path):
+    run_dir = _train(tmp_path, "run", f"kimg={ITER}")
+    path = find_latest_checkpoint(run_dir)
+    state = load_checkpoint(path)
+    state["generation"] = "progan"
+    bad = save_checkpoint(str(tmp_path / "other.pt"), state)
+    with pytest.raises(CheckpointError, match="'progan'.*'stylegan2'"):
+        _train(tmp_path, "again", f"kimg={2 * ITER}", f"resume={bad}")
+
+
+def test_resume_refuses_a_different_architecture(tmp_path):
+    path = find_latest_checkpoint(_train(tmp_path, "run", f"kimg={ITER}"))
+    with pytest.raises(CheckpointError, match="channel_max"):
+        _train(tmp_path, "again", f"kimg={2 * ITER}", f"resume={path}", "model.channel_max=64")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_untrusted_pickle_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = _Evil()
+    evil.marker = marker
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": "zoo-checkpoint", "payload": evil}, f)
+    with pytest.raises(CheckpointError, match="not a loadable zoo checkpoint"):
+        zoo.load(str(path))
+    assert not marker.exists()
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    save_checkpoint(path, {"x": torch.ones(3)})
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"x": torch.zeros(3)})
+    assert torch.equal(load_checkpoint(path)["x"], torch.ones(3))  # old file intact
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temp file left behind
+
+
+@pytest.mark.distributed
+def test_two_gloo_processes_equal_one_process_on_the_same_total_batch(tmp_path):
+    common = ["batch=8", f"kimg={2 * ITER}", "model.D_reg_interval=2"]
+    one = _state(_train(tmp_path, "one", *common, "gpus=1", "batch_gpu=4"))
+    two = _state(_train(tmp_path, "two", *common, "gpus=2"))
+    assert two["progress"] == one["progress"]
+    for which in ("G", "D", "G_ema"):
+        params = {k: v for k, v in one[which].items() if "w_avg" not in k}  # rank-local EMA statistic
+        _assert_same(params, {k: two[which][k] for k in params}, atol=1e-5)
+
+
+def _run_script(script, args, cwd):
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_train_and_sample_scripts_end_to_end_from_another_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    r = _run_script("train.py", TINY + [f"kimg={2 * ITER}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = find_latest_checkpoint(str(run_dir))
+    assert ckpt is not None
+
+    out1, out2 = tmp_path / "s1", tmp_path / "s2"
+    for out in (out1, out2):
+        r = _run_script("sample.py", [f"ckpt={ckpt}", "seeds=0-3", "trunc=0.7", f"outdir={out}", "device=cpu"], cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+    names = sorted(os.listdir(out1))
+    assert names == ["grid.png", "sample.json", "seed0000.png", "seed0001.png", "seed0002.png", "seed0003.png"]
+    for n in names[2:]:
+        assert (out1 / n).read_bytes() == (out2 / n).read_bytes()  # seeds give the same image every run
+
+    r = _run_script("sample.py", [f"ckpt={ckpt}", "model=progan", f"outdir={out1}"], cwd=tmp_path)
+    assert r.returncode == 2 and "model:" in r.stderr and "'stylegan2'" in r.stderr
+
+
+def test_train_script_reports_bad_input_in_one_line(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"this is not a png")
+    r = _run_script("train.py", TINY + ["data=folder", f"data.path={folder}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert r.returncode == 2
+    assert "broken.png" in r.stderr and "Traceback" not in r.stderr
+
+    r = _run_script("train.py", TINY + ["resolution=48", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert r.returncode == 2 and "resolution" in r.stderr and "power of two" in r.stderr
