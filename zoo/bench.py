@@ -4,6 +4,7 @@
     python -m zoo.bench model=stylegan2 mode=inference   # one generation, one benchmark
     python -m zoo.bench model=stylegan2 mode=train resolution=64 batch=16 channel_base=8192
     python -m zoo.bench device=cuda threads=8
+    python -m zoo.bench tune_allocator=false             # glibc's default allocator behaviour
 
 Each generation has a preset per benchmark (the sizes the project's targets are stated for); any
 ``key=value`` given on the command line overrides it. Training runs the real training loop
@@ -28,7 +29,8 @@ from zoo import registry
 # Sizes at which the issues state their targets (see README, "Performance").
 PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
     "stylegan2": {
-        "inference": dict(resolution=256, batch=8, channel_base=16384, noise_mode="none"),
+        "inference": dict(resolution=256, batch=8, channel_base=16384, channel_max=512, mapping_layers=8,
+                          noise_mode="none"),
         "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128, mapping_layers=2),
     },
 }
@@ -56,10 +58,14 @@ def _train_cfg(model: str, opts: Dict[str, Any]) -> Dict[str, Any]:
 
     register_schemas()
     conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
-    overrides = [f"model={model}", "logger=none", f"resolution={opts['resolution']}", f"batch={opts['batch']}"]
-    overrides += [f"model.{k}={opts[k]}" for k in MODEL_KEYS if k in opts]
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=conf):
+        # data=shapes is only a placeholder here; it must not leak its CPU-sized network into a
+        # preset, so the model keys a preset leaves out take the model group's own defaults.
+        node = compose(f"model/{model}")
+        defaults = OmegaConf.to_container(node.get("model", node))
+        overrides = [f"model={model}", "logger=none", f"resolution={opts['resolution']}", f"batch={opts['batch']}"]
+        overrides += [f"model.{k}={opts.get(k, defaults.get(k))}" for k in MODEL_KEYS if k in opts or k in defaults]
         cfg = compose("train", overrides=overrides)
     GlobalHydra.instance().clear()
     return OmegaConf.to_container(cfg, resolve=True)
@@ -124,14 +130,17 @@ def bench_train(model: str, opts: Dict[str, Any], device: torch.device) -> Dict[
 
 
 def main(argv: List[str]) -> List[Dict[str, Any]]:
+    from zoo.utils import tune_cpu_allocator
+
     args = OmegaConf.to_container(OmegaConf.from_dotlist(argv)) if argv else {}
+    allocator = bool(args.pop("tune_allocator", True)) and tune_cpu_allocator()
     models = [args.pop("model")] if "model" in args else registry.names()
     modes = [args.pop("mode")] if "mode" in args else ["inference", "train"]
     device = torch.device(args.pop("device", "cpu"))
     if "threads" in args:
         torch.set_num_threads(int(args.pop("threads")))
     print(f"# zoo.bench  torch {torch.__version__}  device={device}  threads={torch.get_num_threads()}"
-          f"  cpu={os.cpu_count()}", flush=True)
+          f"  cpu={os.cpu_count()}  tuned_allocator={allocator}", flush=True)
     results = []
     for model in models:
         registry.get(model)

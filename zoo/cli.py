@@ -61,7 +61,10 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
     from zoo.training.checkpoint import find_latest_checkpoint
     from zoo.training.loop import run
 
+    from zoo.utils import tune_cpu_allocator
+
     validate(cfg)
+    tune_cpu_allocator()
     run_dir = run_dir or _hydra_output_dir() or os.path.join(cfg.run_root, "run")
     resume_path = None
     if cfg.resume == "auto":
@@ -107,7 +110,7 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     import zoo
     from zoo import registry
     from zoo.training.checkpoint import CheckpointError, load_checkpoint
-    from zoo.utils import make_grid, resolve_device, save_image, to_uint8, z_from_seeds
+    from zoo.utils import make_grid, resolve_device, save_image, to_uint8, tune_cpu_allocator, z_from_seeds
 
     missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]
     if missing:
@@ -117,10 +120,11 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     if cfg.which not in ("G_ema", "G"):
         raise ConfigError("which", f"cannot sample from {cfg.which!r}", "use which=G_ema or which=G")
     seeds = parse_seeds(cfg.seeds)
+    tune_cpu_allocator()
     state = load_checkpoint(cfg.ckpt)
     generation = state.get("generation")
-    if cfg.model is not None and cfg.model != generation:
-        raise ConfigError("model", f"the checkpoint holds a {generation!r} model, not {cfg.model!r}",
+    if cfg.model is not None and cfg.model.name != generation:
+        raise ConfigError("model", f"the checkpoint holds a {generation!r} model, not {cfg.model.name!r}",
                           f"drop model= or use model={generation}")
     registry.get(generation)
     device = resolve_device(cfg.device)
@@ -156,6 +160,6 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
         save_image(make_grid(images, cols), os.path.join(outdir, "grid.png"))
     with open(os.path.join(outdir, "sample.json"), "w") as f:
         json.dump({"ckpt": os.path.abspath(cfg.ckpt), "generation": generation, "seeds": seeds,
-                   **{k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt")}}, f, indent=2)
+                   **{k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt", "model")}}, f, indent=2)
     print(f"[zoo] wrote {len(seeds)} images{' and grid.png' if cfg.grid else ''} to {os.path.abspath(outdir)}", flush=True)
     return outdir

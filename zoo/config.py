@@ -124,7 +124,7 @@ class TrainConfig:
 @dataclass
 class SampleConfig:
     ckpt: str = MISSING
-    model: Optional[str] = None  # optional: must match the checkpoint's generation
+    model: Any = None  # optional config-group choice: must match the checkpoint's generation
     which: str = "G_ema"
     seeds: Any = "0-15"
     trunc: float = 1.0

@@ -45,6 +45,10 @@ class StyleGAN2Loss:
         self.pl_mean = torch.zeros([])
         self._pl_lengths_sum = 0.0
         self._pl_lengths_count = 0
+        # Sum of the mapping outputs seen by D's fake pass: w_avg advances once per iteration from
+        # the mean over the whole batch, identically on every process (see ``end_phase``).
+        self._w_sum: Optional[torch.Tensor] = None
+        self._w_count = 0
         self.stats: Dict[str, list] = {}
 
     # ---- bookkeeping ---------------------------------------------------------------------------
@@ -69,7 +73,11 @@ class StyleGAN2Loss:
 
     # ---- networks --------------------------------------------------------------------------------
     def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
-        ws = self.G.mapping(z, c, update_emas=update_emas)
+        ws = self.G.mapping(z, c)
+        if update_emas:  # collected here, applied in end_phase
+            w = ws[:, 0].detach().sum(0)
+            self._w_sum = w if self._w_sum is None else self._w_sum + w
+            self._w_count += ws.shape[0]
         if self.style_mixing_prob > 0 and float(torch.rand([])) < self.style_mixing_prob:
             # Style mixing: from a random layer on, the styles come from a second latent.
             cutoff = int(torch.randint(1, ws.shape[1], []))
@@ -110,18 +118,19 @@ class StyleGAN2Loss:
             self._record("Loss/pl_penalty", pl_penalty)
             (pl_penalty * self.pl_weight).mean().mul(gain).backward()
 
-        if do_Dmain:
-            with torch.no_grad():
-                gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
-            gen_logits = self.run_D(gen_img, gen_c)
-            self._record("Loss/scores/fake", gen_logits)
-            loss_Dgen = F.softplus(gen_logits)  # -log(1 - sigmoid(logits))
-            loss_Dgen.mean().mul(gain).backward()
-
         if do_Dmain or do_Dr1:
+            # One backward per chunk for the fake and real terms together: the same gradient as
+            # two passes, and the chunk sums then associate identically on 1 or N processes.
+            loss = torch.zeros([], device=gen_z.device)
+            if do_Dmain:
+                with torch.no_grad():
+                    gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
+                gen_logits = self.run_D(gen_img, gen_c)
+                self._record("Loss/scores/fake", gen_logits)
+                loss_Dgen = F.softplus(gen_logits)  # -log(1 - sigmoid(logits))
+                loss = loss + loss_Dgen.mean()
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
             real_logits = self.run_D(real_img_tmp, real_c)
-            loss = real_logits.new_zeros([])
             if do_Dmain:
                 self._record("Loss/scores/real", real_logits)
                 loss_Dreal = F.softplus(-real_logits)
@@ -136,17 +145,22 @@ class StyleGAN2Loss:
             loss.mul(gain).backward()
 
     def end_phase(self, phase: str, all_reduce_sum=None) -> None:
-        """Advance the path-length mean once per iteration from the lengths of the whole batch."""
-        if self._pl_lengths_count == 0:
-            return
-        totals = torch.tensor([self._pl_lengths_sum, float(self._pl_lengths_count)], dtype=torch.float64)
-        if all_reduce_sum is not None:
-            totals = all_reduce_sum(totals)
-        batch_mean = (totals[0] / totals[1]).to(self.pl_mean)
-        self.pl_mean = self.pl_mean.lerp(batch_mean, self.pl_decay).detach()
-        self._record("Loss/pl_mean", self.pl_mean)
-        self._pl_lengths_sum, self._pl_lengths_count = 0.0, 0
-
+        """Advance the running statistics once per iteration from the whole batch (all chunks of
+        all processes): the path-length mean and the generator's ``w_avg``."""
+        reduce = all_reduce_sum or (lambda t: t)
+        if self._pl_lengths_count:
+            totals = reduce(torch.tensor([self._pl_lengths_sum, float(self._pl_lengths_count)], dtype=torch.float64,
+                                         device=self.pl_mean.device))  # on the device: NCCL reduces no CPU tensors
+            batch_mean = (totals[0] / totals[1]).to(self.pl_mean)
+            self.pl_mean = self.pl_mean.lerp(batch_mean, self.pl_decay).detach()
+            self._record("Loss/pl_mean", self.pl_mean)
+            self._pl_lengths_sum, self._pl_lengths_count = 0.0, 0
+        if self._w_count:
+            mapping = self.G.mapping
+            totals = reduce(torch.cat([self._w_sum, self._w_sum.new_tensor([self._w_count])]))
+            with torch.no_grad():
+                mapping.w_avg.copy_((totals[:-1] / totals[-1]).lerp(mapping.w_avg, mapping.w_avg_beta))
+            self._w_sum, self._w_count = None, 0
 
 LOSSES = {"stylegan2": StyleGAN2Loss}
 

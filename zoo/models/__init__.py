@@ -1,0 +1,1 @@
+"""Network definitions, one module per GAN generation (``zoo.models.stylegan2``, ...)."""

@@ -1,0 +1,157 @@
+"""Bias + activation + gain + clamp, and the "epilogue" that fuses them with a per-channel scale.
+
+``bias_act(x, b, act, gain, clamp)`` computes ``clamp(act(x + b) * gain)``, the semantics of
+NVIDIA's ``bias_act`` op; the default gains are those of the StyleGAN papers (``sqrt(2)`` for
+``relu``/``lrelu``, applied *after* the bias).
+
+Speed notes. ``linear``, ``relu`` and ``lrelu`` are positively homogeneous (``act(a * t) ==
+a * act(t)`` for ``a > 0``), so the gain is folded into the (small) bias/scale tensors instead of
+costing a pass over the activations: ``act(y * s + b) * g == act(y * (s g) + b g)``. Affine parts
+take one fused elementwise op (``addcmul``/``add`` with ``alpha``), the activation then runs in
+place on that fresh tensor (autograd-safe: ``leaky_relu_`` saves its output, which has the same
+sign as its input). When autograd is not recording and the caller owns the tensor, everything runs
+in place, because on CPU a fresh large allocation costs several times more than an in-place pass
+(page faults: 60 ms vs 15 ms for a 134 MB tensor on the 2-core reference machine).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ActivationSpec", "activation_funcs", "bias_act", "apply_epilogue", "normalize_2nd_moment"]
+
+
+class ActivationSpec(NamedTuple):
+    func: callable           # out-of-place activation
+    def_alpha: float         # default slope/parameter
+    def_gain: float          # default gain applied after the activation
+    homogeneous: bool        # act(a * t) == a * act(t) for a > 0 (lets gains fold into bias/scale)
+
+
+def _lrelu(x, alpha):
+    return F.leaky_relu(x, alpha)
+
+
+activation_funcs: Dict[str, ActivationSpec] = {
+    "linear":   ActivationSpec(lambda x, a: x, 0.0, 1.0, True),
+    "relu":     ActivationSpec(lambda x, a: F.relu(x), 0.0, math.sqrt(2), True),
+    "lrelu":    ActivationSpec(_lrelu, 0.2, math.sqrt(2), True),
+    "tanh":     ActivationSpec(lambda x, a: torch.tanh(x), 0.0, 1.0, False),
+    "sigmoid":  ActivationSpec(lambda x, a: torch.sigmoid(x), 0.0, 1.0, False),
+    "elu":      ActivationSpec(lambda x, a: F.elu(x), 0.0, 1.0, False),
+    "selu":     ActivationSpec(lambda x, a: F.selu(x), 0.0, 1.0, False),
+    "softplus": ActivationSpec(lambda x, a: F.softplus(x), 0.0, 1.0, False),
+    "swish":    ActivationSpec(lambda x, a: torch.sigmoid(x) * x, 0.0, math.sqrt(2), False),
+}
+
+
+def _spec(act: str) -> ActivationSpec:
+    try:
+        return activation_funcs[act]
+    except KeyError:
+        raise ValueError(f"unknown activation {act!r}; choose from {sorted(activation_funcs)}") from None
+
+
+def _recording(*tensors) -> bool:
+    """True if autograd will record an op on these tensors."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _channel_view(t: Optional[torch.Tensor], ndim: int, dim: int = 1) -> Optional[torch.Tensor]:
+    """Reshape a per-channel vector ``[C]`` to broadcast along ``dim`` of an ``ndim`` tensor."""
+    if t is None or t.ndim != 1:
+        return t
+    shape = [1] * ndim
+    shape[dim] = -1
+    return t.reshape(shape)
+
+
+def apply_epilogue(y: torch.Tensor, *, scale: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None,
+                   bias: Optional[torch.Tensor] = None, act: str = "linear", alpha: Optional[float] = None,
+                   gain: float = 1.0, clamp: Optional[float] = None, owned: bool = False) -> torch.Tensor:
+    """``clamp(act(y * scale + noise + bias) * gain, -clamp, clamp)`` in as few passes as possible.
+
+    ``scale``/``noise``/``bias`` broadcast against ``y`` (``bias`` may be a ``[C]`` vector).
+    ``owned=True`` means the caller just created ``y`` (with an op such as a convolution or matmul
+    whose backward does not read its output) and nobody else holds it, so it may be overwritten:
+    the activation then runs in place even under autograd, and without autograd the affine part
+    does too.
+    """
+    spec = _spec(act)
+    alpha = spec.def_alpha if alpha is None else float(alpha)
+    bias = _channel_view(bias, y.ndim)
+    if bias is not None:
+        bias = bias.to(y.dtype)
+    recording = _recording(y, scale, noise, bias)
+    inplace = owned and not recording
+
+    if spec.homogeneous and gain > 0:
+        # act(t) * gain == act(t * gain): move the gain onto the small operands.
+        if gain != 1:
+            scale = gain if scale is None else scale * gain
+            noise = None if noise is None else noise * gain
+            bias = None if bias is None else bias * gain
+        post_gain = 1.0
+    else:
+        post_gain = gain
+
+    # Affine part: z = y * scale + bias (+ noise), one fused op.
+    z = y
+    fresh = False
+    if scale is not None and not isinstance(scale, torch.Tensor):  # python scalar
+        if bias is not None:
+            z = torch.add(bias, y, alpha=scale, out=y) if inplace else torch.add(bias, y, alpha=scale)
+            fresh = True
+        elif scale != 1:
+            z = y.mul_(scale) if owned else y * scale   # mul by a constant never needs y for backward
+            fresh = True
+    elif scale is not None:
+        if bias is not None:
+            z = torch.addcmul(bias, y, scale, out=y) if inplace else torch.addcmul(bias, y, scale)
+        else:
+            z = y.mul_(scale) if inplace else y * scale
+        fresh = True
+    elif bias is not None:
+        z = y.add_(bias) if owned else y + bias
+        fresh = True
+    fresh = fresh or owned
+    if noise is not None:
+        z = z.add_(noise) if fresh else z + noise
+        fresh = True
+
+    # Activation (in place on a tensor we own), then gain and clamp.
+    if act == "lrelu":
+        z = F.leaky_relu_(z, alpha) if fresh else F.leaky_relu(z, alpha)
+    elif act == "relu":
+        z = F.relu_(z) if fresh else F.relu(z)
+    elif act != "linear":
+        z = spec.func(z, alpha)
+        fresh = True
+    if post_gain != 1:
+        z = z * post_gain
+        fresh = True
+    if clamp is not None and clamp >= 0:
+        z = z.clamp_(-clamp, clamp) if (fresh and not recording) else z.clamp(-clamp, clamp)
+    return z
+
+
+def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1, act: str = "linear",
+             alpha: Optional[float] = None, gain: Optional[float] = None,
+             clamp: Optional[float] = None) -> torch.Tensor:
+    """``clamp(act(x + b) * gain)`` with ``b`` broadcast along ``dim``; ``gain=None`` uses the
+    activation's default gain (``sqrt(2)`` for relu/lrelu). Never modifies ``x``."""
+    spec = _spec(act)
+    gain = spec.def_gain if gain is None else float(gain)
+    if b is not None:
+        if b.ndim != 1 or b.shape[0] != x.shape[dim]:
+            raise ValueError(f"bias of shape {tuple(b.shape)} does not match dim {dim} of {tuple(x.shape)}")
+        b = _channel_view(b, x.ndim, dim)
+    return apply_epilogue(x, bias=b, act=act, alpha=alpha, gain=gain, clamp=clamp, owned=False)
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """Pixel norm: ``x / sqrt(mean(x ** 2, dim) + eps)``."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
