@@ -17,7 +17,7 @@ def _options(group):
 def test_default_config_is_the_cpu_quickstart():
     cfg = compose_cfg()
     assert cfg.model.name == "stylegan2" and cfg.data.name == "shapes"
-    assert cfg.resolution == 32 and cfg.model.channel_base == 4096
+    assert cfg.resolution == 32 and cfg.model.channel_base == 2048 and cfg.kimg == 30
     assert cfg.logger.name == "wandb" and cfg.logger.mode == "offline"
     validate(cfg)
 

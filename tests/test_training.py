@@ -189,3 +189,25 @@ def test_train_script_reports_bad_input_in_one_line(tmp_path):
 
     r = _run_script("train.py", TINY + ["resolution=48", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert r.returncode == 2 and "resolution" in r.stderr and "power of two" in r.stderr
+
+
+@pytest.mark.slow
+def test_multirun_sweep_writes_one_directory_per_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    r = _run_script("train.py", ["-m", *TINY, f"kimg={ITER}", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = sorted(os.listdir(sweep))
+    assert [j for j in jobs if not j.startswith(".") and j != "multirun.yaml"] == ["0_stylegan2", "1_stylegan2"]
+    for job in ("0_stylegan2", "1_stylegan2"):
+        assert find_latest_checkpoint(str(sweep / job)) is not None
+
+
+@pytest.mark.slow
+def test_torchrun_launch_shares_one_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=ROOT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           os.path.join(ROOT, "train.py"), *TINY, "gpus=2", f"kimg={2 * ITER}", f"hydra.run.dir={run_dir}"]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _state(str(run_dir))["progress"]["batch_idx"] == 2

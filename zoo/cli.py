@@ -26,6 +26,15 @@ def _hydra_output_dir() -> Optional[str]:
     return None
 
 
+def _hydra_sweep_dir() -> Optional[str]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return HydraConfig.get().sweep.dir
+    return None
+
+
 def _user_errors():
     from zoo.data import DatasetError
     from zoo.training.checkpoint import CheckpointError
@@ -37,14 +46,10 @@ def report_user_errors(fn, cfg: DictConfig):
     """Run ``fn(cfg)``; print a user error (bad config, data or checkpoint) as one clear line and
     exit with status 2 for a single run. In a multirun the error propagates, so Hydra reports the
     failed job and carries on with the others."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     try:
         return fn(cfg)
     except _user_errors() as e:
-        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-        if multirun:
+        if _hydra_sweep_dir():
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -79,6 +84,9 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
             raise ConfigError("resume", f"checkpoint {cfg.resume!r} does not exist", "pass resume=auto or a path to a network-snapshot-*.pt")
         resume_path = cfg.resume
 
+    sweep_dir = _hydra_sweep_dir()
+    if sweep_dir and cfg.logger.group is None:  # wandb groups the jobs of one sweep
+        cfg.logger.group = os.path.basename(os.path.normpath(sweep_dir))
     plain: Dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     os.makedirs(run_dir, exist_ok=True)
     if dist_lib.is_torchrun():
