@@ -82,7 +82,7 @@ def test_folder_reader_recursive_sorted(tmp_path):
 
 def test_folder_int_labels_onehot(tmp_path):
     images = _rand_images(4)
-    names = _make_folder(tmp_path, images, ["s/a.png", "s/b.png", "c.png", "d.png"])
+    _make_folder(tmp_path, images, ["s/a.png", "s/b.png", "c.png", "d.png"])
     # Backslash paths (written on Windows) are normalised to '/'.
     labels = [["s\\a.png", 2], ["s/b.png", 0], ["c.png", 4], ["d.png", 2]]
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": labels}))

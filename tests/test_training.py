@@ -72,6 +72,45 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
     assert torch.equal(resumed["loss"]["pl_mean"], full["loss"]["pl_mean"])
 
 
+def test_conditional_training_and_sampling(tmp_path):
+    run_dir = _train(tmp_path, "cond", f"kimg={2 * ITER}", "data.use_labels=true")
+    state = _state(run_dir)
+    assert state["G_kwargs"]["c_dim"] == 5 and state["D_kwargs"]["c_dim"] == 5  # the 5 shape classes
+    ckpt = find_latest_checkpoint(run_dir)
+    with pytest.raises(ConfigError, match="class_idx"):
+        cli.sample(compose_cfg("sample", overrides=[f"ckpt={ckpt}", "seeds=0-1"]), outdir=str(tmp_path / "s"))
+    out = cli.sample(compose_cfg("sample", overrides=[f"ckpt={ckpt}", "seeds=0-1", "class_idx=3"]),
+                     outdir=str(tmp_path / "s"))
+    assert os.path.exists(os.path.join(out, "seed0001.png"))
+
+
+def test_ctrl_c_saves_the_state_and_resume_auto_continues(tmp_path):
+    import signal
+    import time
+
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=ROOT)
+    runs = tmp_path / "runs"
+    args = [sys.executable, os.path.join(ROOT, "train.py"), *TINY, f"run_root={runs}", "kimg=100", "tick_kimg=0.008",
+            "snap_kimg=100", "image_kimg=100"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.2)
+    while time.time() < deadline and len(next(runs.glob("*/metrics.jsonl")).read_text().splitlines()) < 2:
+        time.sleep(0.2)  # a few iterations in
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    ckpt = find_latest_checkpoint(str(runs))
+    assert ckpt is not None and "interrupted; state saved" in out
+    stopped_at = load_checkpoint(ckpt)["progress"]["batch_idx"]
+    assert stopped_at >= 2
+
+    cfg = compose_cfg(overrides=TINY + [f"run_root={runs}", "resume=auto", f"kimg={(stopped_at + 1) * ITER}"])
+    assert cli.train(cfg) == os.path.dirname(ckpt)
+    assert load_checkpoint(find_latest_checkpoint(str(runs)))["progress"]["batch_idx"] == stopped_at + 1
+
+
 def test_resume_auto_continues_the_latest_run(tmp_path, capsys):
     run_dir = _train(tmp_path, "first", f"kimg={2 * ITER}")
     cont = _train(tmp_path, "second", f"kimg={4 * ITER}", "resume=auto")
@@ -107,7 +146,7 @@ def test_untrusted_pickle_is_refused_and_nothing_runs(tmp_path):
     evil.marker = marker
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"format": "zoo-checkpoint", "payload": evil}, f)
+        pickle.dump({"format": "zoo-checkpoint", "payload": evil}, f, protocol=2)
     with pytest.raises(CheckpointError, match="not a loadable zoo checkpoint"):
         zoo.load(str(path))
     assert not marker.exists()

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo.config import ConfigError, parse_seeds, validate
 
-__all__ = ["train", "sample", "UserError", "report_user_errors"]
+__all__ = ["train", "sample", "report_user_errors"]
 
 
 def _hydra_output_dir() -> Optional[str]:
@@ -53,6 +53,9 @@ def report_user_errors(fn, cfg: DictConfig):
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # the loop has already saved its state (see training_loop)
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -117,7 +120,7 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     """Render one PNG per seed (and a grid) from a checkpoint. Returns the output directory."""
     import zoo
     from zoo import registry
-    from zoo.training.checkpoint import CheckpointError, load_checkpoint
+    from zoo.training.checkpoint import load_checkpoint
     from zoo.utils import make_grid, resolve_device, save_image, to_uint8, tune_cpu_allocator, z_from_seeds
 
     missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]

@@ -7,7 +7,6 @@ at the start of ``train.py``; each failure raises :class:`ConfigError` naming th
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional

@@ -21,7 +21,6 @@ keeps that memory in the heap (measured 6.8-6.9 -> 8.2-8.6 img/s for the 256-px 
 at 32 px gains ~2 %). ``THP_MEM_ALLOC_ENABLE=1`` helped less and inconsistently (6.5-7.8 img/s). The
 library itself never changes process-wide allocator settings.
 """
-from . import convolution
 from .activations import activation_funcs, apply_epilogue, bias_act, normalize_2nd_moment
 from .conv import choose_fused, conv2d_resample, demodulation_coefficients, modulated_conv2d
 from .fir import (downsample2d, filter2d, filter_size, parse_padding, parse_scaling, setup_filter, upfirdn2d,

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from . import convolution
 from .activations import apply_epilogue
-from .fir import filter_size, parse_padding, parse_scaling, upfirdn2d
+from .fir import resample_padding, upfirdn2d
 
 __all__ = ["conv2d_resample", "modulated_conv2d", "demodulation_coefficients", "choose_fused"]
 
@@ -77,19 +77,8 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: Optional[torch.Tensor] 
     if not (isinstance(up, int) and isinstance(down, int) and up >= 1 and down >= 1):
         raise ValueError(f"up and down must be integers >= 1, got up={up}, down={down}")
     kh, kw = w.shape[2], w.shape[3]
-    fw, fh = filter_size(f)
-    px0, px1, py0, py1 = parse_padding(padding)
-    if up > 1:
-        px0 += (fw + up - 1) // 2
-        px1 += (fw - up) // 2
-        py0 += (fh + up - 1) // 2
-        py1 += (fh - up) // 2
-    if down > 1:
-        px0 += (fw - down + 1) // 2
-        px1 += (fw - down) // 2
-        py0 += (fh - down + 1) // 2
-        py1 += (fh - down) // 2
-    pads = [px0, px1, py0, py1]
+    pads = resample_padding(f, padding, up, down)
+    px0, px1, py0, py1 = pads
 
     # 1x1 kernels commute with the filter: resample on the side with fewer samples.
     if kw == 1 and kh == 1 and down > 1 and up == 1:

@@ -15,7 +15,7 @@ has a cheap derivative, so derivatives of any order use the fast kernels:
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -112,6 +112,20 @@ def filter_size(f: Optional[torch.Tensor]) -> Tuple[int, int]:
 # Filters.
 # ---------------------------------------------------------------------------------------------
 
+
+def resample_padding(f: Optional[torch.Tensor], padding: IntOrPair, up: int = 1, down: int = 1) -> List[int]:
+    """Padding ``[x0, x1, y0, y1]`` of a convolution that upsamples (before it) or downsamples
+    (after it) with FIR filter ``f``, so the filter stays centred (NVIDIA's conv2d_resample rule)."""
+    fw, fh = filter_size(f)
+    px0, px1, py0, py1 = parse_padding(padding)
+    if up > 1:
+        px0, px1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2
+        py0, py1 = py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+    if down > 1:
+        px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
+        py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+    return [px0, px1, py0, py1]
+
 def setup_filter(f=None, device=torch.device("cpu"), normalize: bool = True, flip_filter: bool = False,
                  gain: float = 1, separable: Optional[bool] = None) -> torch.Tensor:
     """Turn a list of taps into a float32 filter tensor for :func:`upfirdn2d`.

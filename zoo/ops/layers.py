@@ -20,7 +20,6 @@ from typing import Optional, Sequence
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from .activations import activation_funcs, apply_epilogue
 from .conv import conv2d_resample

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .fir import filter_size, parse_padding, upfirdn2d_reference
+from .fir import resample_padding, upfirdn2d_reference
 
 __all__ = ["upfirdn2d_reference", "conv2d_resample_reference", "modulated_conv2d_reference"]
 
@@ -19,18 +19,7 @@ def conv2d_resample_reference(x: torch.Tensor, w: torch.Tensor, f: Optional[torc
                               down: int = 1, padding=0, groups: int = 1, flip_weight: bool = True,
                               flip_filter: bool = False) -> torch.Tensor:
     """Upsample (zero insertion + pad + filter, gain up**2), valid conv, then filter + decimate."""
-    fw, fh = filter_size(f)
-    px0, px1, py0, py1 = parse_padding(padding)
-    if up > 1:
-        px0 += (fw + up - 1) // 2
-        px1 += (fw - up) // 2
-        py0 += (fh + up - 1) // 2
-        py1 += (fh - up) // 2
-    if down > 1:
-        px0 += (fw - down + 1) // 2
-        px1 += (fw - down) // 2
-        py0 += (fh - down + 1) // 2
-        py1 += (fh - down) // 2
+    px0, px1, py0, py1 = resample_padding(f, padding, up, down)
     x = upfirdn2d_reference(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up ** 2,
                             flip_filter=flip_filter)
     if not flip_weight:

@@ -19,12 +19,14 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
 
+import zoo
 from zoo import registry
 from zoo.config import resolve_hparams
 from zoo.training import checkpoint as ckpt_lib
@@ -34,8 +36,6 @@ from zoo.training.loggers import make_logger
 from zoo.utils import make_grid, resolve_device, save_image, to_uint8
 
 __all__ = ["Trainer", "training_loop", "run"]
-
-ZOO_VERSION = "0.1.0"
 
 
 @dataclasses.dataclass
@@ -150,7 +150,7 @@ class Trainer:
     def state_dict(self) -> Dict[str, Any]:
         cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}
         return {
-            "zoo_version": ZOO_VERSION,
+            "zoo_version": zoo.__version__,
             "generation": self.spec.name,
             "G_kwargs": self.G_kwargs,
             "D_kwargs": self.D_kwargs,
@@ -234,9 +234,7 @@ def open_dataset_from_config(dcfg: Dict[str, Any], resolution: Optional[int]):
 def _dataset_labels(dataset) -> Optional[torch.Tensor]:
     if not getattr(dataset, "has_labels", False) or getattr(dataset, "label_dim", 0) == 0:
         return None
-    get_labels = getattr(dataset, "get_all_labels", None)
-    labels = get_labels() if get_labels is not None else torch.stack([dataset[i][1] for i in range(len(dataset))])
-    return torch.as_tensor(np.asarray(labels), dtype=torch.float32)
+    return torch.as_tensor(np.asarray(dataset.get_all_labels()), dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,7 +249,7 @@ class _StopFlag:
         self._old = {}
 
     def __enter__(self):
-        if threading_main():
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -264,12 +262,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _peak_memory_gb(device: torch.device) -> float:
