@@ -198,6 +198,47 @@ def test_modulated_conv2d_epilogue_matches_bias_act():
         torch.testing.assert_close(y, expected)
 
 
+@pytest.mark.parametrize("act", ["lrelu", "linear"])
+@pytest.mark.parametrize("noise_shape", [None, (2, 1, 4, 4), (4, 4)])
+def test_training_epilogue_matches_composition_to_second_order(act, noise_shape):
+    """While autograd records, apply_epilogue with a tensor scale runs as one custom node
+    (_ScaleBiasNoiseAct); it must equal the plain composition in value, gradient and second
+    derivatives (path-length regularisation differentiates through it twice)."""
+    from zoo.ops.activations import apply_epilogue
+    y = _rand(2, 3, 4, 4, requires_grad=True, seed=40)
+    s = _rand(2, 3, 1, 1, requires_grad=True, seed=41)
+    b = _rand(3, requires_grad=True, seed=42)
+    inputs = [y, s, b]
+    if noise_shape is not None:
+        inputs.append(_rand(*noise_shape, requires_grad=True, seed=43))
+    gain = math.sqrt(2) * 0.7
+
+    def fast(yy, ss, bb, nn=None):
+        return apply_epilogue(yy * 1, scale=ss, noise=nn, bias=bb, act=act, gain=gain, owned=True)
+
+    def ref(yy, ss, bb, nn=None):
+        u = yy * ss + bb.reshape(1, -1, 1, 1)
+        if nn is not None:
+            u = u + nn
+        return (torch.nn.functional.leaky_relu(u, 0.2) if act == "lrelu" else u) * gain
+
+    assert type(fast(*inputs).grad_fn).__name__ == "_ScaleBiasNoiseActBackward"
+    _assert_same_fwd_and_grad(fast, ref, inputs)
+    # Second derivatives: gradient of a gradient norm, as in path-length regularisation.
+    outs = []
+    for fn in (fast, ref):
+        proj = torch.randn(2, 3, 4, 4, dtype=DT, generator=torch.Generator().manual_seed(44))
+        grads = torch.autograd.grad((fn(*inputs) * proj).sum(), inputs, create_graph=True)
+        penalty = sum(g.square().sum() for g in grads)
+        outs.append(torch.autograd.grad(penalty, inputs, allow_unused=True))
+    for t, a, b2 in zip(inputs, *outs):
+        a = torch.zeros_like(t) if a is None else a
+        b2 = torch.zeros_like(t) if b2 is None else b2
+        torch.testing.assert_close(a, b2, atol=1e-10, rtol=1e-9)
+    assert gradcheck(fast, inputs)
+    assert gradgradcheck(fast, inputs)
+
+
 def test_modulated_conv2d_inplace_input_only_without_autograd():
     x, w, s = _rand(2, 3, 4, 4, seed=17), _rand(4, 3, 3, 3, seed=18), _rand(2, 3, seed=19)
     expected = modulated_conv2d(x, w, s, padding=1, fused=False)

@@ -21,6 +21,8 @@ from typing import Dict, NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
+from .convolution import engine_needs_grad
+
 __all__ = ["ActivationSpec", "activation_funcs", "bias_act", "apply_epilogue", "normalize_2nd_moment"]
 
 
@@ -69,6 +71,64 @@ def _channel_view(t: Optional[torch.Tensor], ndim: int, dim: int = 1) -> Optiona
     return t.reshape(shape)
 
 
+class _LeakyReluGrad(torch.autograd.Function):
+    """``leaky_relu_backward(g, z)`` (``z``: the activation's *output*) whose own derivative is
+    again this op. Autograd's built-in formula also returns ``zeros_like(z)`` for the dependence on
+    ``z`` (zero almost everywhere), which costs a fill and an add over a full activation in every
+    double backward (R1, path length); here that term is simply absent."""
+
+    @staticmethod
+    def forward(ctx, g, z, alpha):
+        ctx.save_for_backward(z)
+        ctx.alpha = alpha
+        return torch.ops.aten.leaky_relu_backward(g, z, alpha, True)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (z,) = ctx.saved_tensors
+        return _leaky_relu_grad(gg, z, ctx.alpha), None, None
+
+
+def _leaky_relu_grad(g: torch.Tensor, z: torch.Tensor, alpha: float) -> torch.Tensor:
+    if torch.is_grad_enabled() and g.requires_grad:
+        return _LeakyReluGrad.apply(g, z, alpha)
+    return torch.ops.aten.leaky_relu_backward(g, z, alpha, True)
+
+
+class _ScaleBiasNoiseAct(torch.autograd.Function):
+    """``z = act(y * scale + bias [+ noise])`` for ``act`` in (``linear``, ``lrelu``) as one
+    autograd node, used while autograd records (training).
+
+    Same forward ops as the composition (``addcmul``, ``add_``, ``leaky_relu_``), but a cheaper
+    backward: autograd's ``addcmul`` formula computes ``grad * (y * 1)`` for the scale, i.e. an
+    extra pass over the activations multiplying by the constant 1. The backward is written with
+    differentiable ops, so second derivatives (path length) work and are exact."""
+
+    @staticmethod
+    def forward(ctx, y, scale, bias, noise, alpha):
+        z = torch.addcmul(bias, y, scale) if bias is not None else y * scale
+        if noise is not None:
+            z.add_(noise)
+        if alpha is not None:
+            z = F.leaky_relu_(z, alpha)
+        ctx.alpha = alpha
+        ctx.shapes = (None if bias is None else bias.shape, None if noise is None else noise.shape)
+        ctx.save_for_backward(y, scale, z if alpha is not None else None)
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        y, scale, z = ctx.saved_tensors
+        bias_shape, noise_shape = ctx.shapes
+        gz = g if ctx.alpha is None else _leaky_relu_grad(g, z, ctx.alpha)
+        need_y, need_s, need_b, need_n = (engine_needs_grad(ctx, i) for i in range(4))
+        gy = gz * scale if need_y else None
+        gs = (gz * y).sum_to_size(scale.shape) if need_s else None
+        gb = gz.sum_to_size(bias_shape) if need_b else None
+        gn = gz.sum_to_size(noise_shape) if need_n else None
+        return gy, gs, gb, gn, None
+
+
 def apply_epilogue(y: torch.Tensor, *, scale: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None,
                    bias: Optional[torch.Tensor] = None, act: str = "linear", alpha: Optional[float] = None,
                    gain: float = 1.0, clamp: Optional[float] = None, owned: bool = False) -> torch.Tensor:
@@ -97,6 +157,14 @@ def apply_epilogue(y: torch.Tensor, *, scale: Optional[torch.Tensor] = None, noi
         post_gain = 1.0
     else:
         post_gain = gain
+
+    # Training fast path: a tensor scale, an optional noise and lrelu/linear as one autograd node.
+    if (recording and isinstance(scale, torch.Tensor) and act in ("lrelu", "linear") and post_gain == 1
+            and (clamp is None or clamp < 0) and scale.ndim == y.ndim
+            and (noise is None or noise.ndim <= y.ndim)):
+        if noise is not None and noise.ndim < y.ndim:
+            noise = noise.reshape((1,) * (y.ndim - noise.ndim) + tuple(noise.shape))
+        return _ScaleBiasNoiseAct.apply(y, scale, bias, noise, alpha if act == "lrelu" else None)
 
     # Affine part: z = y * scale + bias (+ noise), one fused op.
     z = y

@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["conv2d", "conv_transpose2d"]
+__all__ = ["conv2d", "conv_transpose2d", "engine_needs_grad"]
 
 
 def _pair(v) -> List[int]:
@@ -45,7 +45,7 @@ def _adjoint_config(cfg, x_shape, y_shape, w_shape) -> Tuple:
     return (stride, padding, op, groups, True)
 
 
-def _engine_needs(ctx, i: int) -> bool:
+def engine_needs_grad(ctx, i: int) -> bool:
     """Whether the running backward pass needs the gradient of input ``i``.
 
     ``ctx.needs_input_grad`` only says whether the input requires grad. ``autograd.grad(..., inputs=x)``
@@ -77,7 +77,7 @@ class _Conv(torch.autograd.Function):
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         cfg = ctx.cfg
-        need_x, need_w, need_b = (_engine_needs(ctx, i) for i in range(3))
+        need_x, need_w, need_b = (engine_needs_grad(ctx, i) for i in range(3))
         if not torch.is_grad_enabled():
             # Plain first-order backward: the fused native kernel.
             stride, padding, output_padding, groups, transposed = cfg
@@ -113,9 +113,9 @@ class _ConvWeightGrad(torch.autograd.Function):
         gy, x = ctx.saved_tensors
         cfg = ctx.cfg
         g_gy = g_x = None
-        if _engine_needs(ctx, 0):     # d/dgy <gw, ggw> = the forward convolution of x with ggw
+        if engine_needs_grad(ctx, 0):     # d/dgy <gw, ggw> = the forward convolution of x with ggw
             g_gy = _Conv.apply(x, ggw, None, cfg)
-        if _engine_needs(ctx, 1):     # d/dx <gw, ggw> = the adjoint convolution of gy with ggw
+        if engine_needs_grad(ctx, 1):     # d/dx <gw, ggw> = the adjoint convolution of gy with ggw
             g_x = _Conv.apply(gy, ggw, None, _adjoint_config(cfg, x.shape, gy.shape, ggw.shape))
         return g_gy, g_x, None, None
 
