@@ -13,6 +13,7 @@ Subclasses only implement ``_load_raw_image(raw_index)`` and supply the raw labe
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 from typing import Any, Dict, List, Optional, Sequence
@@ -31,7 +32,7 @@ def is_power_of_two(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
 
 
-class ImageDataset(torch.utils.data.Dataset):
+class ImageDataset(torch.utils.data.Dataset, abc.ABC):
     """Base class: ``ds[i] -> (uint8 tensor [C, H, W], float32 tensor [label_dim])``.
 
     Attributes: ``name``, ``resolution``, ``num_channels``, ``label_dim``, ``has_labels``,
@@ -97,12 +98,13 @@ class ImageDataset(torch.utils.data.Dataset):
 
     # -- to implement -------------------------------------------------------------------------
 
-    def _load_raw_image(self, raw_index: int) -> np.ndarray:  # uint8 [C, H, W]
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _load_raw_image(self, raw_index: int) -> np.ndarray:
+        """The raw image ``raw_index`` as uint8 ``[C, H, W]``."""
 
+    @abc.abstractmethod
     def _content_identity(self) -> Dict[str, Any]:
         """JSON-able description of the raw content (not the view options)."""
-        raise NotImplementedError
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ to DataLoader worker processes, forked or spawned, without sharing an open file 
 """
 from __future__ import annotations
 
+import abc
 import io
 import json
 import os
@@ -133,18 +134,21 @@ class _ImageFilesDataset(ImageDataset):
 
     # -- file access (subclasses) ------------------------------------------------------------
 
+    @abc.abstractmethod
     def _list_files(self) -> List[str]:
-        raise NotImplementedError
+        """Implemented by each concrete reader."""
 
+    @abc.abstractmethod
     def _open_file(self, fname: str) -> IO[bytes]:
-        raise NotImplementedError
+        """Implemented by each concrete reader."""
 
     def _open_header(self, fname: str) -> IO[bytes]:
         """A file object good enough for reading the header (may stream)."""
         return self._open_file(fname)
 
+    @abc.abstractmethod
     def _file_stats(self) -> List[Any]:
-        raise NotImplementedError
+        """Implemented by each concrete reader."""
 
     def _where(self, fname: str) -> str:
         return f"{self._path}/{fname}"
@@ -191,8 +195,9 @@ class _ImageFilesDataset(ImageDataset):
             )
         return first_size[0], ("L" if modes == {"L"} else "RGB")
 
+    @abc.abstractmethod
     def _read_labels_json(self) -> Optional[bytes]:
-        raise NotImplementedError
+        """Implemented by each concrete reader."""
 
     def _load_labels(self) -> np.ndarray:
         where = self._where(LABELS_FILE)
