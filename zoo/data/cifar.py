@@ -59,8 +59,8 @@ class _SafeUnpickler(pickle.Unpickler):
         if module.startswith("numpy.core"):  # the official files say numpy.core; numpy >= 2 calls it numpy._core
             try:
                 return super().find_class("numpy._core" + module[len("numpy.core"):], name)
-            except (ImportError, AttributeError):
-                pass
+            except (ImportError, AttributeError):  # numpy 1: the original name is the real one
+                return super().find_class(module, name)
         return super().find_class(module, name)
 
 

@@ -17,6 +17,7 @@ to DataLoader worker processes, forked or spawned, without sharing an open file 
 from __future__ import annotations
 
 import abc
+import contextlib
 import io
 import json
 import os
@@ -370,10 +371,9 @@ class ZipDataset(_ImageFilesDataset):
         self._zip_pid = None
 
     def __del__(self):
-        try:
+        # At interpreter shutdown zipfile may already be torn down; closing is best effort then.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def _list_files(self) -> List[str]:
         return sorted(n for n in self._get_zipfile().namelist() if not n.endswith("/"))
