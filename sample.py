@@ -2,6 +2,7 @@
 
 See README.md for the options."""
 import os
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -20,4 +21,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from zoo.cli import listify_argv
+
+    sys.argv = listify_argv(sys.argv, ("seeds", "translate"))
     main()

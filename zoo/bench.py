@@ -33,8 +33,23 @@ PRESETS: Dict[str, Dict[str, Dict[str, Any]]] = {
                           noise_mode="none"),
         "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128, mapping_layers=2),
     },
+    # ProGAN / StyleGAN: the fully grown networks (lod 0) at the same sizes as StyleGAN2's presets.
+    "progan": {
+        "inference": dict(resolution=256, batch=8, channel_base=16384, channel_max=512),
+        "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128),
+    },
+    "stylegan": {
+        "inference": dict(resolution=256, batch=8, channel_base=16384, channel_max=512, mapping_layers=8,
+                          noise_mode="none"),
+        "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128, mapping_layers=2),
+    },
+    "stylegan3": {
+        "inference": dict(resolution=256, batch=4, channel_base=16384, channel_max=512, mapping_layers=2,
+                          noise_mode="const"),
+        "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128, mapping_layers=2),
+    },
 }
-MODEL_KEYS = ("channel_base", "channel_max", "mapping_layers", "z_dim", "w_dim")
+MODEL_KEYS = ("channel_base", "channel_max", "mapping_layers", "z_dim", "w_dim", "config")
 
 
 def _peak_rss_gb() -> float:
@@ -105,6 +120,11 @@ def bench_train(model: str, opts: Dict[str, Any], device: torch.device) -> Dict[
 
     cfg = _train_cfg(model, opts)
     trainer = Trainer(cfg, img_channels=3, device=device)
+    if trainer.growing is not None:  # time the fully grown networks at the preset's batch
+        import dataclasses
+
+        trainer.growing = dataclasses.replace(trainer.growing, start_resolution=trainer.resolution, minibatch={})
+        trainer.prepare()
     intervals = [p.interval for p in trainer.phases]
     cycle = math.lcm(*intervals)  # one full lazy-regularization cycle (16 iterations for SG2)
     cycles = int(opts.get("cycles", 1))

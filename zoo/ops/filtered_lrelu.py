@@ -10,6 +10,20 @@ with the semantics of NVIDIA's ``filtered_lrelu`` op (filters are true convoluti
 ``flip_filter``; ``fu``/``fd`` are 1-D separable or 2-D taps, ``None`` = identity). ``scale`` is an
 optional per-sample, per-channel factor ``[N, C]`` (the demodulation coefficients of the modulated
 convolution before it), ``b`` a per-channel bias ``[C]``.
+
+Two implementations:
+
+* :func:`filtered_lrelu_reference` -- the definition, step by step: zero insertion, dense 2-D
+  filtering at the upsampled rate, slicing (what NVIDIA's CPU fallback does). Slow, obviously right.
+* :func:`filtered_lrelu` -- the fast path. The resampling runs through :func:`zoo.ops.fir.upfirdn2d`,
+  which is polyphase and separable (no multiplications by inserted zeros, no samples computed only
+  to be dropped by the downsampling, 1-D passes for separable filters). ``lrelu`` is positively
+  homogeneous, so ``gain`` is folded into the up-filter's gain, and the activation and clamp run in
+  place on the freshly upsampled tensor -- the largest tensor of the op is written once, activated
+  in place and read once. Autograd keeps only the activated tensor; the activation's derivative
+  (1, ``slope`` or 0 where clamped) is read back from its sign and magnitude, and that backward is
+  again made of differentiable ops (linear in the incoming gradient), so second derivatives (R1
+  through a StyleGAN3 generator's output, gradient penalties) work and stay on the fast path.
 """
 from __future__ import annotations
 
@@ -22,6 +36,17 @@ import torch.nn.functional as F
 from .fir import parse_padding, upfirdn2d, upfirdn2d_reference
 
 __all__ = ["filtered_lrelu", "filtered_lrelu_reference"]
+
+
+def _scale_bias(x: torch.Tensor, b: Optional[torch.Tensor], scale: Optional[torch.Tensor]) -> torch.Tensor:
+    if scale is not None:
+        scale = scale.to(x.dtype).reshape(x.shape[0], -1, 1, 1)
+        if b is not None:
+            return torch.addcmul(b.to(x.dtype).reshape(1, -1, 1, 1), x, scale)
+        return x * scale
+    if b is not None:
+        return x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    return x
 
 
 def filtered_lrelu_reference(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optional[torch.Tensor] = None,
@@ -40,17 +65,70 @@ def filtered_lrelu_reference(x: torch.Tensor, fu: Optional[torch.Tensor] = None,
     return upfirdn2d_reference(x, fd, down=down, flip_filter=flip_filter)
 
 
+def _activate_(u: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
+    """``clamp(lrelu(u))`` in place (the gain is already inside ``u``)."""
+    if slope != 1:
+        F.leaky_relu_(u, slope)
+    if clamp is not None:
+        u.clamp_(-clamp, clamp)
+    return u
+
+
+def _activation_slope(a: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
+    """Derivative of the activation, recovered from its output ``a`` (``a`` and its input share signs)."""
+    d = torch.where(a > 0, 1.0, slope).to(a.dtype)
+    if clamp is not None:
+        d = d.masked_fill_(a.abs() >= clamp, 0.0)
+    return d
+
+
+class _LReluClamp(torch.autograd.Function):
+    """In-place ``clamp(lrelu(u))`` that saves only its output."""
+
+    @staticmethod
+    def forward(ctx, u, slope, clamp):
+        ctx.mark_dirty(u)
+        a = _activate_(u, slope, clamp)
+        ctx.save_for_backward(a)
+        ctx.slope, ctx.clamp = slope, clamp
+        return a
+
+    @staticmethod
+    def backward(ctx, da):
+        (a,) = ctx.saved_tensors
+        return _ActivationGrad.apply(da, a, ctx.slope, ctx.clamp), None, None
+
+
+class _ActivationGrad(torch.autograd.Function):
+    """``da * act'(a)``: linear in ``da``; piecewise constant in ``a`` (zero derivative)."""
+
+    @staticmethod
+    def forward(ctx, da, a, slope, clamp):
+        d = _activation_slope(a, slope, clamp)
+        ctx.save_for_backward(d)
+        return da * d
+
+    @staticmethod
+    def backward(ctx, ddu):
+        (d,) = ctx.saved_tensors
+        return ddu * d, None, None, None
+
+
 def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optional[torch.Tensor] = None,
                    b: Optional[torch.Tensor] = None, up: int = 1, down: int = 1, padding=0,
                    gain: float = math.sqrt(2), slope: float = 0.2, clamp: Optional[float] = None,
                    flip_filter: bool = False, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Fast path (same result as :func:`filtered_lrelu_reference`)."""
-    if scale is not None:
-        x = x * scale.to(x.dtype).reshape(x.shape[0], -1, 1, 1)
-    if b is not None:
-        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    x = upfirdn2d(x, fu, up=up, padding=parse_padding(padding), flip_filter=flip_filter, gain=up ** 2)
-    x = F.leaky_relu(x, slope) * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
+    """Fast path; equal to :func:`filtered_lrelu_reference` (see the module docstring)."""
+    if x.ndim != 4:
+        raise ValueError(f"filtered_lrelu expects [N, C, H, W], got shape {tuple(x.shape)}")
+    if gain <= 0:
+        raise ValueError(f"filtered_lrelu: gain must be positive, got {gain}")
+    z = _scale_bias(x, b, scale)
+    u = upfirdn2d(z, fu, up=up, padding=parse_padding(padding), flip_filter=flip_filter, gain=up ** 2 * gain)
+    if slope == 1 and clamp is None:
+        a = u
+    elif torch.is_grad_enabled() and u.requires_grad:
+        a = _LReluClamp.apply(u, float(slope), None if clamp is None else float(clamp))
+    else:
+        a = _activate_(u, float(slope), None if clamp is None else float(clamp))
+    return upfirdn2d(a, fd, down=down, flip_filter=flip_filter)
