@@ -10,6 +10,12 @@
   non-fused paths, automatic choice).
 * :mod:`zoo.ops.layers` -- equalized-lr ``FullyConnectedLayer``/``Conv2dLayer`` and the minibatch
   standard deviation layer.
+* :mod:`zoo.ops.mapping` -- the mapping network z -> w (with ``w_avg`` and truncation) of the
+  style-based generators.
+* :mod:`zoo.ops.filtered_lrelu` -- StyleGAN3's upsample -> leaky ReLU -> downsample nonlinearity
+  (fast path and the straightforward reference).
+* :mod:`zoo.ops.winograd` -- 3x3 convolutions by Winograd F(4x4, 3x3) (the faster CPU path for
+  wide layers), with first and second derivatives.
 * :mod:`zoo.ops.reference` -- slow literal implementations for tests.
 * ``python -m zoo.ops.benchmark`` -- re-measures the speed choices made here (modulated-conv path
   per layer shape, 2-D vs separable FIR); whole networks are timed by ``python -m zoo.bench``.
