@@ -10,9 +10,23 @@ from typing import Any, Dict, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from zoo.config import ConfigError, parse_seeds, validate
+from zoo.config import ConfigError, parse_floats, parse_seeds, validate
 
 __all__ = ["train", "sample", "report_user_errors"]
+
+
+def listify_argv(argv, keys) -> list:
+    """``key=a,b`` -> ``key=[a,b]`` for list-valued keys, so ``seeds=1,5,9`` or ``translate=0.1,0``
+    need no brackets (Hydra would read the commas as a sweep). Left alone under ``-m``/``--multirun``."""
+    if "-m" in argv or "--multirun" in argv:
+        return list(argv)
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in keys and "," in value and not value.startswith(("[", "'", '"')):
+            arg = f"{key}=[{value}]"
+        out.append(arg)
+    return out
 
 
 def _hydra_output_dir() -> Optional[str]:
@@ -140,6 +154,13 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     registry.get(generation)
     device = resolve_device(cfg.device)
     G = zoo.load(cfg.ckpt, which=cfg.which, device=device)
+    if cfg.translate is not None or cfg.rotate:
+        if not hasattr(G, "set_transform"):
+            raise ConfigError("translate" if cfg.translate is not None else "rotate",
+                              f"a {generation} generator has no input transform (StyleGAN3 only)",
+                              "drop translate=/rotate=")
+        translate = parse_floats(cfg.translate if cfg.translate is not None else 0.0, "translate", 2)
+        G.set_transform(translate, float(cfg.rotate))
 
     c = torch.zeros([1, G.c_dim], device=device)
     if G.c_dim:

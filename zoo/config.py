@@ -15,7 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 __all__ = [
     "ConfigError", "TrainConfig", "SampleConfig", "DataConfig", "LoggerConfig", "ModelConfig",
-    "StyleGAN2Config", "register_schemas", "validate", "resolve_hparams", "parse_seeds",
+    "StyleGAN2Config", "StyleGAN3Config", "register_schemas", "validate", "resolve_hparams", "parse_seeds",
 ]
 
 
@@ -67,6 +67,82 @@ class StyleGAN2Config(ModelConfig):
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     G_reg_interval: Optional[int] = 4
+
+
+def _official_minibatch() -> Dict[int, int]:
+    # ProGAN 'v2-8gpus' / StyleGAN 8-GPU minibatch_dict (total batch); other resolutions: `batch` (32).
+    return {4: 512, 8: 256, 16: 128, 32: 64, 64: 32}
+
+
+def _official_lr() -> Dict[int, float]:
+    # ProGAN 'v2-8gpus' / StyleGAN G_lrate_dict = D_lrate_dict; other resolutions: glr / dlr (0.001).
+    return {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
+
+
+@dataclass
+class GrowingConfig:
+    """Progressive growing (ProGAN / StyleGAN v1): see zoo/training/growing.py."""
+
+    start_resolution: int = 4          # lod_initial_resolution
+    stable_kimg: float = 600.0         # lod_training_kimg: images per resolution at full opacity
+    fade_kimg: float = 600.0           # lod_transition_kimg: images while the next resolution fades in
+    # Per-resolution dicts are merged by command-line overrides; null drops a whole dict.
+    minibatch: Optional[Dict[int, int]] = field(default_factory=_official_minibatch)  # total batch per resolution
+    lr: Optional[Dict[int, float]] = field(default_factory=_official_lr)              # G and D lr per resolution
+    reset_optimizer: bool = True       # reset_opt_for_new_lod: Adam state reset when a fade starts or ends
+    auto_scale: bool = True            # runs too short for the schedule: scale stable/fade to fit kimg / 2
+
+
+@dataclass
+class ProGANConfig(ModelConfig):
+    name: str = "progan"
+    channel_base: int = 16384          # = 2 * fmap_base (8192) of the original: nf(res) = min(channel_base / res, channel_max)
+    use_pixelnorm: bool = True
+    ema_beta: Optional[float] = 0.999  # G_smoothing: a constant EMA beta per iteration
+    ema_rampup: Optional[float] = None
+    D_reg_interval: Optional[int] = None
+    wgan_lambda: float = 10.0
+    wgan_target: float = 1.0
+    wgan_epsilon: float = 0.001
+    cond_weight: float = 1.0           # AC-GAN label terms (conditional training)
+    growing: GrowingConfig = field(default_factory=GrowingConfig)
+
+
+@dataclass
+class StyleGANConfig(ModelConfig):
+    name: str = "stylegan"
+    channel_base: int = 16384
+    mapping_layers: int = 8
+    mapping_lr_multiplier: float = 0.01
+    w_avg_beta: float = 0.995
+    use_noise: bool = True
+    r1_gamma: Optional[float] = 10.0
+    ema_kimg: Optional[float] = 10.0
+    ema_rampup: Optional[float] = None
+    style_mixing_prob: float = 0.9
+    D_reg_interval: Optional[int] = None
+    growing: GrowingConfig = field(default_factory=lambda: GrowingConfig(start_resolution=8))
+
+
+@dataclass
+class StyleGAN3Config(ModelConfig):
+    """StyleGAN3 (alias-free). ``config``: ``t`` (translation equivariant, 3x3 convs) or ``r``
+    (rotation equivariant: 1x1 convs, radial filters, G channel_base/channel_max doubled, blurred D
+    inputs at the start). ``channel_base``/``channel_max`` are the values *before* R's doubling,
+    as in NVIDIA's ``--cbase``/``--cmax``; D always uses them undoubled."""
+
+    name: str = "stylegan3"
+    config: str = "t"
+    mapping_layers: int = 2
+    mapping_lr_multiplier: float = 0.01
+    w_avg_beta: float = 0.998
+    conv_clamp: Optional[int] = 256
+    magnitude_ema_beta: Optional[float] = None  # null: 0.5 ** (batch / 20000) (NVIDIA train.py)
+    style_mixing_prob: float = 0.0
+    pl_weight: float = 0.0
+    blur_init_sigma: Optional[float] = None  # null: 10 for config r, 0 for t
+    blur_fade_kimg: Optional[float] = None  # null: batch * 200 / 32
+    G_reg_interval: Optional[int] = None
 
 
 @dataclass
@@ -134,9 +210,14 @@ class SampleConfig:
     grid: bool = True
     device: str = "auto"
     batch: int = 8
+    translate: Any = None  # StyleGAN3: [tx, ty] in image widths (0.1 = 10% of the image), or "tx,ty"
+    rotate: float = 0.0  # StyleGAN3: degrees, counter-clockwise
 
 
 MODEL_SCHEMAS: Dict[str, type] = {"stylegan2": StyleGAN2Config}
+MODEL_SCHEMAS.update(progan=ProGANConfig, stylegan=StyleGANConfig)
+MODEL_SCHEMAS.update(stylegan3=StyleGAN3Config)
+__all__ += ["GrowingConfig", "ProGANConfig", "StyleGANConfig"]
 
 
 def register_schemas() -> None:
@@ -186,6 +267,22 @@ def parse_seeds(spec: Any) -> List[int]:
     return out
 
 
+def parse_floats(spec: Any, key: str, count: int) -> List[float]:
+    """``'0.1,0'``, ``[0.1, 0]`` or a number (repeated) -> ``count`` floats."""
+    if isinstance(spec, (int, float)):
+        values = [float(spec)] * count
+    else:
+        parts = list(spec) if (isinstance(spec, (list, tuple)) or OmegaConf.is_list(spec)) else str(spec).split(",")
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            values = []
+    if len(values) != count:
+        example = ",".join(["0.1"] + ["0"] * (count - 1))
+        raise ConfigError(key, f"expected {count} numbers, got {spec!r}", f"use e.g. {key}={example}")
+    return values
+
+
 def check_resolution(res: Any, key: str = "resolution") -> int:
     if not isinstance(res, int) or not _is_pow2(res) or not 4 <= res <= 1024:
         raise ConfigError(key, f"{res!r} is not a power of two between 4 and 1024",
@@ -204,6 +301,9 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         registry.get(cfg.model.name)
     except KeyError as e:
         raise ConfigError("model", str(e), f"choose model=<one of {', '.join(registry.names())}>") from None
+    if cfg.model.name == "stylegan3" and str(cfg.model.get("config")).lower() not in ("t", "r"):
+        raise ConfigError("model.config", f"{cfg.model.get('config')!r} is not a StyleGAN3 config",
+                          "use model.config=t (translation equivariant) or model.config=r (rotation)")
 
     if cfg.resolution is not None:
         check_resolution(cfg.resolution)
@@ -224,6 +324,8 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         if batch_gpu % g != 0:
             raise ConfigError("model.mbstd_group", f"minibatch-stddev group {group} does not divide the per-GPU batch {batch_gpu}",
                               f"use a batch_gpu that is a multiple of {group}, or set model.mbstd_group to a divisor of {batch_gpu}")
+    if cfg.model.get("growing") is not None:
+        _validate_growing(cfg)
     for key in ("kimg", "tick_kimg", "image_kimg", "snap_kimg"):
         if cfg[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {cfg[key]}", f"use a positive value, e.g. {key}=1")
@@ -244,6 +346,35 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         raise ConfigError("logger.mode", f"unknown wandb mode {cfg.logger.mode!r}", "use offline, online or disabled")
     if check_data:
         _validate_data(cfg)
+
+
+def _validate_growing(cfg: DictConfig) -> None:
+    """Progressive growing: the schedule's values, and every per-resolution batch against gpus,
+    batch_gpu and the minibatch-stddev group (as the checks above do for ``batch``)."""
+    g = cfg.model.growing
+    check_resolution(g.start_resolution, "model.growing.start_resolution")
+    for key in ("stable_kimg", "fade_kimg"):
+        if g[key] < 0:
+            raise ConfigError(f"model.growing.{key}", f"must be >= 0, got {g[key]}", f"use e.g. model.growing.{key}=600")
+    for res, lr in (g.lr or {}).items():
+        check_resolution(res, f"model.growing.lr.{res}")
+        if lr <= 0:
+            raise ConfigError(f"model.growing.lr.{res}", f"must be > 0, got {lr}", "use a positive learning rate")
+    group = cfg.model.get("mbstd_group")
+    for res, batch in (g.minibatch or {}).items():
+        key = f"model.growing.minibatch.{res}"
+        check_resolution(res, key)
+        if batch < 1 or batch % cfg.gpus != 0:
+            raise ConfigError(key, f"batch {batch} at {res} px is not a positive multiple of gpus={cfg.gpus}",
+                              f"use a multiple of {cfg.gpus}")
+        per_gpu = batch // cfg.gpus
+        batch_gpu = min(cfg.batch_gpu or per_gpu, per_gpu)
+        if per_gpu % batch_gpu != 0:
+            raise ConfigError(key, f"batch {batch} at {res} px is not divisible by gpus×batch_gpu = {cfg.gpus}×{batch_gpu}",
+                              "choose per-resolution batches that are multiples of gpus×batch_gpu, or leave batch_gpu=null")
+        if group and batch_gpu % min(group, batch_gpu) != 0:
+            raise ConfigError(key, f"minibatch-stddev group {group} does not divide the per-GPU batch {batch_gpu} at {res} px",
+                              f"use a multiple of {group}, or set model.mbstd_group to a divisor of {batch_gpu}")
 
 
 def _validate_data(cfg: DictConfig) -> None:
@@ -269,7 +400,10 @@ def resolve_hparams(model_cfg: Dict[str, Any], resolution: int, batch: int) -> D
     from zoo import registry
 
     out = dict(model_cfg)
-    auto = registry.get(out["name"]).auto_hparams(resolution, batch)
+    spec = registry.get(out["name"])
+    auto = dict(spec.auto_hparams(resolution, batch))
+    if spec.config_hparams is not None:
+        auto.update(spec.config_hparams(out))
     for key, value in auto.items():
         if out.get(key) is None:
             out[key] = value

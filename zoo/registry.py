@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -38,6 +38,8 @@ class GenerationSpec:
     network_kwargs: ``f(model_cfg, resolution, img_channels, c_dim) -> (G_kwargs, D_kwargs)``:
                   the plain init kwargs of the two networks for a (resolved) model config.
     description:  one line for ``--help`` style listings.
+    config_hparams: optional ``f(model_cfg) -> dict`` of defaults for ``null`` keys that depend on
+                  other model keys rather than on the run (e.g. StyleGAN3-R's discriminator blur).
     """
 
     name: str
@@ -46,6 +48,7 @@ class GenerationSpec:
     auto_hparams: Callable[[int, int], Dict[str, Any]]
     network_kwargs: Callable[..., Tuple[Dict[str, Any], Dict[str, Any]]]
     description: str = ""
+    config_hparams: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
     generator_class: str = "Generator"
     discriminator_class: str = "Discriminator"
 
@@ -124,4 +127,90 @@ register(GenerationSpec(
     auto_hparams=_stylegan2_auto,
     network_kwargs=_stylegan2_kwargs,
     description="StyleGAN2 (Karras et al. 2020): modulated convs, skip G, resnet D, lazy R1 + path length",
+))
+
+
+def _progressive_auto(resolution: int, batch: int) -> Dict[str, Any]:
+    """ProGAN / StyleGAN (v1): base learning rate 0.001 (per-resolution values in ``growing.lr``)."""
+    return dict(glr=0.001, dlr=0.001)
+
+
+def _progan_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int):
+    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
+                  channel_base=m["channel_base"], channel_max=m["channel_max"])
+    G_kwargs = dict(common, z_dim=m["z_dim"], use_pixelnorm=m["use_pixelnorm"])
+    D_kwargs = dict(common, mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
+    return G_kwargs, D_kwargs
+
+
+def _stylegan_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int):
+    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
+                  channel_base=m["channel_base"], channel_max=m["channel_max"])
+    G_kwargs = dict(common, z_dim=m["z_dim"], w_dim=m["w_dim"], mapping_layers=m["mapping_layers"],
+                    mapping_lr_multiplier=m["mapping_lr_multiplier"], w_avg_beta=m["w_avg_beta"],
+                    use_noise=m["use_noise"])
+    D_kwargs = dict(common, mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
+    return G_kwargs, D_kwargs
+
+
+register(GenerationSpec(
+    name="progan",
+    module="zoo.models.progan",
+    loss="progan",
+    auto_hparams=_progressive_auto,
+    network_kwargs=_progan_kwargs,
+    description="ProGAN (Karras et al. 2018): progressive growing, pixel norm, WGAN-GP + drift",
+))
+
+register(GenerationSpec(
+    name="stylegan",
+    module="zoo.models.stylegan",
+    loss="stylegan",
+    auto_hparams=_progressive_auto,
+    network_kwargs=_stylegan_kwargs,
+    description="StyleGAN (Karras et al. 2019): mapping network, AdaIN, noise, progressive growing, R1",
+))
+
+
+def _stylegan3_auto(resolution: int, batch: int) -> Dict[str, Any]:
+    """StyleGAN3 defaults (stylegan3 train.py and docs/configs.md).
+
+    NVIDIA requires ``--gamma``; the default here is the recommended value of ``docs/configs.md``
+    (T and R alike, batch 32): 0.5 at 128 px, 2 at 256, 8 at 512, 32 at 1024, i.e. res^2 / 32768.
+    """
+    return dict(
+        glr=0.0025,
+        dlr=0.002,
+        r1_gamma=resolution ** 2 / 32768,
+        ema_kimg=batch * 10 / 32,
+        magnitude_ema_beta=0.5 ** (batch / 20000),
+        blur_fade_kimg=batch * 200 / 32,
+    )
+
+
+def _stylegan3_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int):
+    config = str(m["config"]).lower()
+    if config not in ("t", "r"):
+        raise ValueError(f"model.config must be 't' or 'r', got {m['config']!r}")
+    r = config == "r"
+    G_kwargs = dict(z_dim=m["z_dim"], w_dim=m["w_dim"], c_dim=c_dim, img_resolution=resolution,
+                    img_channels=img_channels, mapping_layers=m["mapping_layers"],
+                    mapping_lr_multiplier=m["mapping_lr_multiplier"], w_avg_beta=m["w_avg_beta"],
+                    channel_base=m["channel_base"] * (2 if r else 1), channel_max=m["channel_max"] * (2 if r else 1),
+                    conv_kernel=1 if r else 3, use_radial_filters=r, magnitude_ema_beta=m["magnitude_ema_beta"],
+                    conv_clamp=m["conv_clamp"])
+    D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
+                    channel_base=m["channel_base"], channel_max=m["channel_max"], conv_clamp=m["conv_clamp"],
+                    mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
+    return G_kwargs, D_kwargs
+
+
+register(GenerationSpec(
+    name="stylegan3",
+    module="zoo.models.stylegan3",
+    loss="stylegan2",
+    auto_hparams=_stylegan3_auto,
+    network_kwargs=_stylegan3_kwargs,
+    config_hparams=lambda m: dict(blur_init_sigma=10.0 if str(m.get("config", "t")).lower() == "r" else 0.0),
+    description="StyleGAN3 (Karras et al. 2021): alias-free G (Fourier input, filtered lrelu), configs T and R",
 ))

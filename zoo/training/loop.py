@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import resource
 import signal
@@ -31,6 +32,7 @@ from zoo import registry
 from zoo.config import resolve_hparams
 from zoo.training import checkpoint as ckpt_lib
 from zoo.training import distributed as dist_lib
+from zoo.training import growing as growing_lib
 from zoo.training.losses import build_loss
 from zoo.training.loggers import make_logger
 from zoo.utils import make_grid, resolve_device, save_image, to_uint8
@@ -86,11 +88,16 @@ class Trainer:
         # multiplied by k, and the optimizer compensates with lr * k/(k+1), betas ** (k/(k+1)).
         self.phases: List[Phase] = []
         self.opts: Dict[str, torch.optim.Optimizer] = {}
-        for mod, lr, reg in (("G", self.hp["glr"], self.hp.get("G_reg_interval")),
-                             ("D", self.hp["dlr"], self.hp.get("D_reg_interval"))):
+        self._lr_ratio: Dict[str, float] = {}
+        order = (("G", self.hp["glr"], self.hp.get("G_reg_interval")),
+                 ("D", self.hp["dlr"], self.hp.get("D_reg_interval")))
+        if getattr(self.loss, "d_first", False):  # ProGAN / StyleGAN: the D step, then the G step
+            order = order[::-1]
+        for mod, lr, reg in order:
             betas = tuple(float(b) for b in self.hp["adam_betas"])
             params = list(getattr(self, mod).parameters())
             ratio = 1.0 if reg is None else reg / (reg + 1)
+            self._lr_ratio[mod] = ratio
             # fused=True: one kernel per parameter (same update, ~4x faster than the loop on CPU).
             self.opts[mod] = torch.optim.Adam(params, lr=lr * ratio, betas=tuple(b ** ratio for b in betas),
                                               eps=self.hp["adam_eps"], fused=True)
@@ -102,6 +109,36 @@ class Trainer:
         self.cur_nimg = 0
         self.batch_idx = 0
 
+        # Progressive growing (ProGAN / StyleGAN): lod, batch and learning rates follow cur_nimg.
+        self.growing: Optional[growing_lib.GrowingSchedule] = None
+        self.lod: Optional[float] = None
+        self.prev_lod: Optional[float] = None  # lod of the last trained iteration (optimizer resets)
+        if self.hp.get("growing") is not None:
+            self.growing = growing_lib.GrowingSchedule.from_hparams(self.hp, self.resolution, self.batch,
+                                                                    float(cfg.get("kimg") or 0))
+            self.prepare()
+
+    # ---- progressive growing -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Set this iteration's lod (into G, D and G_ema), learning rates and batch from the growing
+        schedule at ``cur_nimg``; a no-op without growing. The loop calls it before fetching data,
+        since the batch may change with the resolution."""
+        if self.growing is None:
+            return
+        st = self.growing.at(self.cur_nimg)
+        self.lod = st.lod
+        growing_lib.set_lod((self.G, self.D, self.G_ema), st.lod)
+        for mod, lr in (("G", st.glr), ("D", st.dlr)):
+            for group in self.opts[mod].param_groups:
+                group["lr"] = lr * self._lr_ratio[mod]
+        if st.batch % self.world_size != 0:
+            raise ValueError(f"batch {st.batch} at {st.resolution} px is not divisible by {self.world_size} processes")
+        per_rank = st.batch // self.world_size
+        batch_gpu = min(int(self.cfg.get("batch_gpu") or per_rank), per_rank)
+        if per_rank % batch_gpu != 0:
+            raise ValueError(f"batch {st.batch} at {st.resolution} px is not divisible by batch_gpu={batch_gpu}")
+        self.batch, self.batch_gpu, self.rounds = st.batch, batch_gpu, per_rank // batch_gpu
+
     # ---- one iteration -----------------------------------------------------------------------------
     def _gen_c(self, n: int) -> torch.Tensor:
         if self.labels is None:
@@ -112,10 +149,22 @@ class Trainer:
     def step(self, reals: List[torch.Tensor], real_cs: List[torch.Tensor]) -> None:
         """One iteration over the global batch. ``reals[r]`` is this process's chunk for accumulation
         round ``r`` (``[batch_gpu, C, H, W]`` float in [-1, 1] on the device)."""
+        self.prepare()
         assert len(reals) == self.rounds, (len(reals), self.rounds)
+        self.loss.cur_nimg = self.cur_nimg  # schedules inside the loss (StyleGAN3-R's D blur)
+        if self.growing is not None:
+            if self.growing.reset_optimizer and growing_lib.stage_changed(self.prev_lod, self.lod):
+                for opt in self.opts.values():  # reset_opt_for_new_lod: a fade starts or ends
+                    opt.state.clear()
+            reals = [growing_lib.process_reals(r, self.lod) for r in reals]
+        ema_before_G = getattr(self.loss, "ema_before_G", False)  # ProGAN/StyleGAN take it after the D step
+        ema_done = False
         for p_idx, phase in enumerate(self.phases):
             if self.batch_idx % phase.interval != 0:
                 continue
+            if ema_before_G and phase.module == "G" and not ema_done:
+                self._update_ema()
+                ema_done = True
             module = getattr(self, phase.module)
             opt = self.opts[phase.module]
             module.requires_grad_(True)
@@ -131,16 +180,21 @@ class Trainer:
             module.requires_grad_(False)
             dist_lib.all_reduce_grads(list(module.parameters()), self.world_size)
             opt.step()
-        self._update_ema()
+        if not ema_done:
+            self._update_ema()
+        self.prev_lod = self.lod
         self.cur_nimg += self.batch
         self.batch_idx += 1
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        ema_nimg = self.hp["ema_kimg"] * 1000
-        if self.hp.get("ema_rampup") is not None:
-            ema_nimg = min(ema_nimg, self.cur_nimg * self.hp["ema_rampup"])
-        beta = 0.5 ** (self.batch / max(ema_nimg, 1e-8))
+        if self.hp.get("ema_beta") is not None:  # ProGAN: a constant beta per iteration
+            beta = float(self.hp["ema_beta"])
+        else:
+            ema_nimg = self.hp["ema_kimg"] * 1000
+            if self.hp.get("ema_rampup") is not None:
+                ema_nimg = min(ema_nimg, self.cur_nimg * self.hp["ema_rampup"])
+            beta = 0.5 ** (self.batch / max(ema_nimg, 1e-8))
         ema_params = list(self.G_ema.parameters())
         torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
@@ -149,7 +203,7 @@ class Trainer:
     # ---- state -------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}
-        return {
+        state = {
             "zoo_version": zoo.__version__,
             "generation": self.spec.name,
             "G_kwargs": self.G_kwargs,
@@ -164,6 +218,15 @@ class Trainer:
             "progress": {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx},
             "rng": {"torch": torch.get_rng_state()},
         }
+        if self.growing is not None:
+            # lod / resolution / alpha of the saved networks (their `lod` buffers): the last trained
+            # iteration's; `next_lod` is where training continues (a function of cur_nimg).
+            lod = self.prev_lod if self.prev_lod is not None else self.growing.at(self.cur_nimg).lod
+            k = math.floor(lod)
+            state["growing"] = {"lod": lod, "resolution": self.resolution >> k, "alpha": 1.0 - (lod - k),
+                                "prev_lod": self.prev_lod, "next_lod": self.growing.at(self.cur_nimg).lod,
+                                "schedule": self.growing.as_dict()}
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         if state["generation"] != self.spec.name:
@@ -187,6 +250,14 @@ class Trainer:
         self.cur_nimg = int(state["progress"]["cur_nimg"])
         self.batch_idx = int(state["progress"]["batch_idx"])
         torch.set_rng_state(state["rng"]["torch"])
+        if self.growing is not None and state.get("growing") is not None:
+            saved = growing_lib.GrowingSchedule.from_dict(state["growing"]["schedule"])
+            if saved != self.growing and self.rank == 0:
+                print("[zoo] resume: continuing the checkpoint's growing schedule "
+                      f"(stable {saved.stable_kimg:g} / fade {saved.fade_kimg:g} kimg per resolution)", flush=True)
+            self.growing = saved
+            self.prev_lod = state["growing"]["prev_lod"]
+            self.prepare()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,7 +281,7 @@ def _make_loader(dataset, trainer: Trainer, workers: int) -> Iterator:
     from zoo.data import InfiniteSampler
 
     base = InfiniteSampler(len(dataset), rank=0, num_replicas=1, seed=trainer.seed,
-                           start=trainer.batch_idx * trainer.batch)
+                           start=trainer.cur_nimg)  # the batch may change with the resolution (growing)
     sampler = _ChunkStream(base, trainer.rank, trainer.world_size, trainer.batch_gpu)
     loader = torch.utils.data.DataLoader(
         dataset, sampler=sampler, batch_size=trainer.batch_gpu, num_workers=workers,
@@ -272,7 +343,7 @@ def _peak_memory_gb(device: torch.device) -> float:
 
 
 _POSTFIX = {"Loss/G/loss": "G", "Loss/D/loss": "D", "Loss/r1_penalty": "r1", "Loss/pl_mean": "pl",
-            "Timing/sec_per_kimg": "s/kimg"}
+            "Loss/gp_penalty": "gp", "Progress/lod": "lod", "Timing/sec_per_kimg": "s/kimg"}
 
 
 def _grid_latents(trainer: Trainer, num: int):
@@ -334,6 +405,7 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
             snapshot_grid("_init")
 
     loader = _make_loader(dataset, trainer, int(dcfg.get("workers", 0)))
+    loader_batch = trainer.batch_gpu
     progress = None
     if rank == 0 and cfg.get("progress", True):
         from tqdm import tqdm
@@ -351,6 +423,10 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
     stopped = False
     with _StopFlag() as stop:
         while trainer.cur_nimg < total_nimg:
+            trainer.prepare()  # progressive growing: this iteration's lod and batch
+            if trainer.batch_gpu != loader_batch:  # the stream is re-cut at cur_nimg: exact on resume too
+                loader = _make_loader(dataset, trainer, int(dcfg.get("workers", 0)))
+                loader_batch = trainer.batch_gpu
             reals, real_cs = [], []
             for _ in range(trainer.rounds):
                 img, c = next(loader)
@@ -369,6 +445,10 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
             if crossed(tick_nimg) or done or stop.requested:
                 now = time.time()
                 stats = trainer.loss.pop_stats()
+                if trainer.growing is not None:
+                    st = trainer.growing.at(prev)  # the schedule of the iteration just trained
+                    stats.update({"Progress/lod": st.lod, "Progress/resolution": st.resolution,
+                                  "Progress/alpha": st.alpha, "Progress/batch": st.batch})
                 stats["Timing/sec_per_kimg"] = (now - tick_start_time) / max(cur - tick_start_nimg, 1) * 1000
                 stats["Timing/total_sec"] = now - start_time
                 stats["Resources/peak_mem_gb"] = _peak_memory_gb(device)

@@ -31,7 +31,8 @@ class StyleGAN2Loss:
     (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020, §3 and app. B)."""
 
     def __init__(self, G, D, *, r1_gamma: float = 10.0, style_mixing_prob: float = 0.9,
-                 pl_weight: float = 2.0, pl_batch_shrink: int = 2, pl_decay: float = 0.01):
+                 pl_weight: float = 2.0, pl_batch_shrink: int = 2, pl_decay: float = 0.01,
+                 blur_init_sigma: float = 0.0, blur_fade_kimg: float = 0.0):
         self.G = G
         self.D = D
         self.r1_gamma = float(r1_gamma)
@@ -39,6 +40,12 @@ class StyleGAN2Loss:
         self.pl_weight = float(pl_weight)
         self.pl_batch_shrink = int(pl_batch_shrink)
         self.pl_decay = float(pl_decay)
+        # StyleGAN3-R: D's inputs (real and fake) are blurred by a Gaussian whose sigma fades
+        # linearly from blur_init_sigma to 0 over blur_fade_kimg. It depends only on the image count,
+        # which the training loop sets before every iteration (and restores on resume).
+        self.blur_init_sigma = float(blur_init_sigma or 0.0)
+        self.blur_fade_kimg = float(blur_fade_kimg or 0.0)
+        self.cur_nimg = 0
         # Running mean of path lengths ("a" in the paper). ``pl_mean_start`` is its value at the
         # start of the iteration: every chunk regularizes towards the same target, and the mean is
         # advanced once per iteration from the lengths of the whole batch (see ``end_phase``).
@@ -83,10 +90,18 @@ class StyleGAN2Loss:
             cutoff = int(torch.randint(1, ws.shape[1], []))
             ws2 = self.G.mapping(torch.randn_like(z), c, update_emas=False)
             ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        img = self.G.synthesis(ws)
+        img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
 
+    def blur_sigma(self) -> float:
+        if self.blur_fade_kimg <= 0 or self.blur_init_sigma <= 0:
+            return 0.0
+        return max(1.0 - self.cur_nimg / (self.blur_fade_kimg * 1e3), 0.0) * self.blur_init_sigma
+
     def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        sigma = self.blur_sigma()
+        if sigma > 0:
+            img = blur(img, sigma)
         return self.D(img, c)
 
     # ---- phases ----------------------------------------------------------------------------------
@@ -155,12 +170,35 @@ class StyleGAN2Loss:
             self.pl_mean = self.pl_mean.lerp(batch_mean, self.pl_decay).detach()
             self._record("Loss/pl_mean", self.pl_mean)
             self._pl_lengths_sum, self._pl_lengths_count = 0.0, 0
+        if all_reduce_sum is not None and phase in ("Dmain", "Dboth"):
+            # Generators with running input statistics (StyleGAN3's magnitude_ema) update them in
+            # every forward with update_emas=True, as NVIDIA's do; processes then agree on the mean.
+            emas = [b for name, b in self.G.named_buffers() if name.endswith("magnitude_ema")]
+            if emas:
+                totals = all_reduce_sum(torch.stack([b.detach().float() for b in emas] + [emas[0].new_ones([])]))
+                if float(totals[-1]) > 1:
+                    with torch.no_grad():
+                        for b, t in zip(emas, totals[:-1] / totals[-1]):
+                            b.copy_(t)
         if self._w_count:
             mapping = self.G.mapping
             totals = reduce(torch.cat([self._w_sum, self._w_sum.new_tensor([self._w_count])]))
             with torch.no_grad():
                 mapping.w_avg.copy_((totals[:-1] / totals[-1]).lerp(mapping.w_avg, mapping.w_avg_beta))
             self._w_sum, self._w_count = None, 0
+
+def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """StyleGAN3's discriminator-input blur: a separable kernel ``2 ** -(x / sigma) ** 2`` over
+    ``|x| <= 3 sigma``, normalised to unit sum (the official kernel uses base 2, not e)."""
+    from zoo.ops.fir import filter2d
+
+    radius = int(np.floor(sigma * 3))
+    if radius < 1:
+        return img
+    x = torch.arange(-radius, radius + 1, device=img.device, dtype=torch.float32)
+    f = torch.exp2(-(x / sigma).square())
+    return filter2d(img, f / f.sum())
+
 
 LOSSES = {"stylegan2": StyleGAN2Loss}
 
@@ -170,3 +208,139 @@ def build_loss(loss_name: str, G, D, hparams: Dict) -> "StyleGAN2Loss":
     cls = LOSSES[loss_name]
     accepted = inspect.signature(cls.__init__).parameters
     return cls(G, D, **{k: v for k, v in hparams.items() if k in accepted and k not in ("self", "G", "D")})
+
+
+# ------------------------------------------------------------------------------------------------
+# ProGAN and StyleGAN (v1): progressive growing, no lazy regularization.
+# ------------------------------------------------------------------------------------------------
+
+def _label_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy against (one-hot) labels, per sample."""
+    return -(labels.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
+
+
+class ProGANLoss:
+    """WGAN-GP with the drift term (Karras et al. 2018, §A.1; Gulrajani et al. 2017), plus the
+    AC-GAN label terms for conditional training, as ProGAN's ``G_wgan_acgan`` / ``D_wgangp_acgan``:
+
+    * G: ``-D(G(z))``  (+ ``cond_weight * CE(labels(G(z)), c)``)
+    * D: ``D(G(z)) - D(x) + wgan_lambda / wgan_target^2 * (||grad D(x_hat)|| - wgan_target)^2
+      + wgan_epsilon * D(x)^2`` with ``x_hat = lerp(x, G(z), u)``, ``u ~ U[0, 1]`` per sample
+      (+ ``cond_weight * (CE(labels(x), c) + CE(labels(G(z)), c))``).
+
+    The D step runs before the G step of the same iteration, as in the original loop
+    (``d_first``), and the generator's EMA is taken between them (``ema_before_G``).
+    """
+
+    d_first = True
+    ema_before_G = True
+
+    def __init__(self, G, D, *, wgan_lambda: float = 10.0, wgan_target: float = 1.0, wgan_epsilon: float = 0.001,
+                 cond_weight: float = 1.0):
+        self.G = G
+        self.D = D
+        self.wgan_lambda = float(wgan_lambda)
+        self.wgan_target = float(wgan_target)
+        self.wgan_epsilon = float(wgan_epsilon)
+        self.cond_weight = float(cond_weight)
+        self.stats: Dict[str, list] = {}
+
+    def _record(self, name: str, value: torch.Tensor) -> None:
+        self.stats.setdefault(name, []).append(value.detach().float().mean())
+
+    def pop_stats(self) -> Dict[str, float]:
+        out = {k: float(torch.stack(v).mean()) for k, v in self.stats.items() if v}
+        self.stats = {}
+        return out
+
+    def state_dict(self) -> Dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+        pass
+
+    def to(self, device) -> "ProGANLoss":
+        return self
+
+    def end_phase(self, phase: str, all_reduce_sum=None) -> None:
+        pass
+
+    def gradient_penalty(self, real_img: torch.Tensor, fake_img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``(||grad D(x_hat)||_2 - target)^2`` on random interpolates of reals and fakes."""
+        u = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device, dtype=real_img.dtype)
+        mixed = torch.lerp(real_img.detach(), fake_img.detach(), u).requires_grad_(True)
+        mixed_scores = self.D(mixed, c)
+        (grads,) = torch.autograd.grad(mixed_scores.sum(), mixed, create_graph=True)
+        norms = grads.square().sum(dim=[1, 2, 3]).sqrt()
+        return (norms - self.wgan_target).square()
+
+    def accumulate(self, phase: str, real_img: Optional[torch.Tensor], real_c: Optional[torch.Tensor],
+                   gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> None:
+        conditional = gen_c.shape[1] > 0
+        if phase in ("Gmain", "Gboth"):
+            fake_scores, fake_labels = self.D(self.G(gen_z, gen_c), gen_c, return_labels=True)
+            self._record("Loss/scores/fake", fake_scores)
+            loss_G = -fake_scores
+            if conditional:
+                loss_G = loss_G + _label_cross_entropy(fake_labels, gen_c) * self.cond_weight
+            self._record("Loss/G/loss", loss_G)
+            loss_G.mean().mul(gain).backward()
+
+        do_Dmain = phase in ("Dmain", "Dboth")
+        do_Dgp = phase in ("Dreg", "Dboth") and self.wgan_lambda != 0
+        if do_Dmain or do_Dgp:
+            with torch.no_grad():
+                fake_img = self.G(gen_z, gen_c)
+            loss = torch.zeros([], device=gen_z.device)
+            if do_Dmain:
+                fake_scores, fake_labels = self.D(fake_img, gen_c, return_labels=True)
+                real_scores, real_labels = self.D(real_img.detach(), real_c, return_labels=True)
+                self._record("Loss/scores/fake", fake_scores)
+                self._record("Loss/scores/real", real_scores)
+                drift = real_scores.square()
+                self._record("Loss/drift_penalty", drift)
+                loss_D = fake_scores - real_scores + drift * self.wgan_epsilon
+                if conditional:
+                    loss_D = loss_D + (_label_cross_entropy(real_labels, real_c)
+                                       + _label_cross_entropy(fake_labels, gen_c)) * self.cond_weight
+                self._record("Loss/D/loss", loss_D)
+                loss = loss + loss_D.mean()
+            if do_Dgp:
+                gp = self.gradient_penalty(real_img, fake_img, real_c)
+                self._record("Loss/gp_penalty", gp)
+                loss = loss + (gp * (self.wgan_lambda / self.wgan_target ** 2)).mean()
+            loss.mul(gain).backward()
+
+
+class StyleGANLoss(StyleGAN2Loss):
+    """StyleGAN (v1): non-saturating logistic loss with R1 (gamma 10, every step), style mixing
+    over the *currently active* layers, no path-length regularization (``G_logistic_nonsaturating``
+    / ``D_logistic_simplegp``).
+
+    Style mixing: with probability ``style_mixing_prob`` a cutoff ``~ U[1, cur_layers)`` is drawn,
+    ``cur_layers = num_ws - 2 * floor(lod)`` (the layers in use, the fading-in block included), and
+    the styles from the cutoff on come from a second latent. ``w_avg`` (beta 0.995) advances from
+    the batch mean of w in every pass that trains G or D, as the original's ``dlatent_avg``. As in
+    the original loop, the D step comes first and the EMA is taken before the G step.
+    """
+
+    d_first = True
+    ema_before_G = True
+
+    def __init__(self, G, D, *, r1_gamma: float = 10.0, style_mixing_prob: float = 0.9):
+        super().__init__(G, D, r1_gamma=r1_gamma, style_mixing_prob=style_mixing_prob, pl_weight=0.0)
+
+    def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = True):
+        ws = self.G.mapping(z, c)
+        w = ws[:, 0].detach().sum(0)  # collected here, applied once per phase in end_phase
+        self._w_sum = w if self._w_sum is None else self._w_sum + w
+        self._w_count += ws.shape[0]
+        if self.style_mixing_prob > 0 and float(torch.rand([])) < self.style_mixing_prob:
+            cur_layers = self.G.synthesis.num_active_ws()
+            cutoff = int(torch.randint(1, cur_layers, []))
+            ws2 = self.G.mapping(torch.randn_like(z), c)
+            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return self.G.synthesis(ws), ws
+
+
+LOSSES.update(progan=ProGANLoss, stylegan=StyleGANLoss)
