@@ -74,12 +74,14 @@ def _activate_(u: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.T
     return u
 
 
-def _activation_slope(a: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
-    """Derivative of the activation, recovered from its output ``a`` (``a`` and its input share signs)."""
-    d = torch.where(a > 0, 1.0, slope).to(a.dtype)
+def _activation_backward(g: torch.Tensor, a: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
+    """``g * act'(u)`` from the activation's output ``a`` (same sign as its input ``u``): slope where
+    ``a <= 0``, 1 where ``a > 0``, 0 where the clamp is active. Two fused passes (no masks)."""
     if clamp is not None:
-        d = d.masked_fill_(a.abs() >= clamp, 0.0)
-    return d
+        g = torch.ops.aten.hardtanh_backward(g, a, -clamp, clamp)  # 0 where |a| >= clamp
+    if slope != 1:
+        g = torch.ops.aten.leaky_relu_backward(g, a, slope, True)
+    return g
 
 
 class _LReluClamp(torch.autograd.Function):
@@ -104,14 +106,14 @@ class _ActivationGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, da, a, slope, clamp):
-        d = _activation_slope(a, slope, clamp)
-        ctx.save_for_backward(d)
-        return da * d
+        ctx.save_for_backward(a)
+        ctx.slope, ctx.clamp = slope, clamp
+        return _activation_backward(da, a, slope, clamp)
 
     @staticmethod
     def backward(ctx, ddu):
-        (d,) = ctx.saved_tensors
-        return ddu * d, None, None, None
+        (a,) = ctx.saved_tensors
+        return _activation_backward(ddu, a, ctx.slope, ctx.clamp), None, None, None
 
 
 def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optional[torch.Tensor] = None,
