@@ -10,7 +10,7 @@ Each generation has a preset per benchmark (the sizes the project's targets are 
 ``key=value`` given on the command line overrides it. Training runs the real training loop
 (:class:`zoo.training.Trainer`, same losses, phases and lazy-regularization schedule as
 ``train.py``) on random images, over a whole number of regularization cycles, so the time per
-kimg includes R1 and path length at their amortized cost.
+kimg includes R1 and path length at their amortized cost (whole cycles until ``min_seconds``, default 10).
 """
 from __future__ import annotations
 
@@ -138,15 +138,20 @@ def bench_train(model: str, opts: Dict[str, Any], device: torch.device) -> Dict[
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(cycle * cycles):
-        trainer.step(reals, cs)
-    _sync(device)
+    # Whole cycles, at least ``cycles`` of them and at least ``min_seconds`` (generations without
+    # lazy regularization have 1-iteration cycles, too short to time alone).
+    min_seconds = float(opts.get("min_seconds", 10))
+    iters, start = 0, time.perf_counter()
+    while iters < cycle * cycles or time.perf_counter() - start < min_seconds:
+        for _ in range(cycle):
+            trainer.step(reals, cs)
+        iters += cycle
+        _sync(device)
     elapsed = time.perf_counter() - start
-    nimg = cycle * cycles * trainer.batch
+    nimg = iters * trainer.batch
     mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else _peak_rss_gb()
-    return dict(sec_per_kimg=elapsed / nimg * 1000, sec_per_iter=elapsed / (cycle * cycles),
-                iters=cycle * cycles, params_G=_count(trainer.G), params_D=_count(trainer.D), peak_mem_gb=mem)
+    return dict(sec_per_kimg=elapsed / nimg * 1000, sec_per_iter=elapsed / iters,
+                iters=iters, params_G=_count(trainer.G), params_D=_count(trainer.D), peak_mem_gb=mem)
 
 
 def main(argv: List[str]) -> List[Dict[str, Any]]:
