@@ -210,10 +210,10 @@ def test_train_and_sample_scripts_with_stylegan(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_over_all_generations_on_the_quickstart_data(tmp_path):
+def test_sweep_over_all_four_generations_on_the_quickstart_data(tmp_path):
     sweep = tmp_path / "sweep"
-    r = _run_script("train.py", ["-m", "model=progan,stylegan,stylegan2", "data=shapes", "kimg=0.6", "logger=none",
+    r = _run_script("train.py", ["-m", "model=progan,stylegan,stylegan2,stylegan3", "data=shapes", "kimg=0.6", "logger=none",
                                  "progress=false", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    for job in ("0_progan", "1_stylegan", "2_stylegan2"):
+    for job in ("0_progan", "1_stylegan", "2_stylegan2", "3_stylegan3"):
         assert find_latest_checkpoint(str(sweep / job)) is not None

@@ -483,3 +483,27 @@ def test_rotation():
             assert err > 0.1, float(err)     # 3x3 kernels are not rotation equivariant
     G.set_transform(rotate=15)
     assert not torch.equal(G.synthesis.input.transform, torch.eye(3))
+
+
+def test_winograd_path_equals_direct_convolution(monkeypatch):
+    """Wide layers take the Winograd F(4x4, 3x3) path on CPU; the images (and gradients) must equal
+    the direct-convolution network's to float32 rounding."""
+    import zoo.ops.winograd as winograd
+
+    torch.manual_seed(0)
+    G = Generator(z_dim=32, w_dim=32, img_resolution=16, channel_base=16384, channel_max=256)
+    assert any(winograd.use_winograd(torch.zeros(1, 256, 4, 4), l.weight) for l in G.synthesis.children()
+               if hasattr(l, "weight") and l.weight.ndim == 4 and l.weight.shape[-1] == 3)
+    z = torch.randn(2, 32)
+
+    def run():
+        G.zero_grad(set_to_none=True)
+        img = G(z)
+        img.square().sum().backward()
+        return img.detach(), G.synthesis.L2_36_256.weight.grad.clone()
+
+    fast = run()
+    monkeypatch.setattr(winograd, "use_winograd", lambda x, w: False)
+    direct = run()
+    for a, b in zip(fast, direct):
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4

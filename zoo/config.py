@@ -204,14 +204,34 @@ class SampleConfig:
     seeds: Any = "0-15"
     trunc: float = 1.0
     trunc_cutoff: Optional[int] = None
-    noise_mode: str = "const"
+    noise_mode: Optional[str] = None  # const | random | none; null: random for mode=noise, const otherwise
     class_idx: Optional[int] = None
     outdir: Optional[str] = None  # null: the Hydra run directory
-    grid: bool = True
+    grid: Any = True  # images/mixing/truncation/noise: write grid.png; interpolate: WxH walks at once
     device: str = "auto"
     batch: int = 8
     translate: Any = None  # StyleGAN3: [tx, ty] in image widths (0.1 = 10% of the image), or "tx,ty"
     rotate: float = 0.0  # StyleGAN3: degrees, counter-clockwise
+    # Modes (zoo.sampling): images | mixing | interpolate | noise | truncation | project
+    mode: str = "images"
+    ws: Optional[str] = None  # images: render the ws [N, num_ws, w_dim] of an .npz (e.g. projected_w.npz)
+    rows: Any = "85,100,75"  # mixing: row seeds (all styles except `styles`)
+    cols: Any = "55,821,1789"  # mixing: column seeds (supply `styles`)
+    styles: Any = "0-6"  # mixing: layer range/indices or coarse | middle | fine
+    space: str = "w"  # interpolate: w (lerp) | z (slerp); project: w | w+
+    frames: int = 60  # interpolate: frames per keyframe transition
+    loop: bool = True  # interpolate: return to the first seed
+    fps: float = 30.0  # interpolate / project: animation frame rate
+    format: str = "gif"  # interpolate / project: gif | webp (and an MP4 when imageio-ffmpeg is installed)
+    mp4: bool = True  # also write an MP4 when imageio-ffmpeg is importable
+    seed: Optional[int] = None  # noise: the seed whose w is varied (null: first of seeds); project: RNG seed (303)
+    variations: int = 8  # noise: number of noise realisations
+    noise_layers: Any = None  # noise: which noise inputs vary (indices, ranges, coarse|middle|fine; null: all)
+    psis: Any = "1,0.7,0.5,0,-0.5"  # truncation: psi values of the strip
+    target: Optional[str] = None  # project: the target image
+    steps: int = 1000  # project: optimisation steps
+    vgg: Optional[str] = "auto"  # project: VGG16 TorchScript path | auto (cached NVIDIA download) | none (pixel MSE)
+    vgg_sha256: Optional[str] = None  # project: expected sha256 of the VGG16 file
 
 
 MODEL_SCHEMAS: Dict[str, type] = {"stylegan2": StyleGAN2Config}
