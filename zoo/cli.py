@@ -130,20 +130,56 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
 # sample
 # ------------------------------------------------------------------------------------------------
 
+MODES = ("images", "mixing", "interpolate", "noise", "truncation", "project")
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _parse_grid_wh(spec: Any):
+    """``grid`` of mode=interpolate: ``WxH`` (or true/1 for one walk)."""
+    if spec is True or spec is None or spec == 1:
+        return 1, 1
+    try:
+        w, h = (int(v) for v in str(spec).lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise ConfigError("grid", f"cannot parse {spec!r} as WxH", "use e.g. grid=2x2 (walks per row x rows)") from None
+
+
 def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
-    """Render one PNG per seed (and a grid) from a checkpoint. Returns the output directory."""
+    """``sample.py``: render a checkpoint in one of :data:`MODES` (see ``zoo.sampling``). Writes the
+    files and a ``sample.json`` (checkpoint sha256, generation, every option) into the output
+    directory, prints where they went and returns it."""
     import zoo
     from zoo import registry
     from zoo.training.checkpoint import load_checkpoint
-    from zoo.utils import make_grid, resolve_device, save_image, to_uint8, tune_cpu_allocator, z_from_seeds
+    from zoo.utils import resolve_device, tune_cpu_allocator
 
     missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]
     if missing:
         raise ConfigError(missing[0], "is required", f"pass {missing[0]}=PATH")
-    if cfg.noise_mode not in ("const", "random", "none"):
-        raise ConfigError("noise_mode", f"unknown noise mode {cfg.noise_mode!r}", "use const, random or none")
+    if cfg.mode not in MODES:
+        raise ConfigError("mode", f"unknown mode {cfg.mode!r}", f"use one of {', '.join(MODES)}")
+    noise_mode = cfg.noise_mode if cfg.noise_mode is not None else ("random" if cfg.mode == "noise" else "const")
+    if noise_mode not in ("const", "random", "none"):
+        raise ConfigError("noise_mode", f"unknown noise mode {noise_mode!r}", "use const, random or none")
     if cfg.which not in ("G_ema", "G"):
         raise ConfigError("which", f"cannot sample from {cfg.which!r}", "use which=G_ema or which=G")
+    if cfg.batch < 1:
+        raise ConfigError("batch", f"{cfg.batch} is not a positive batch size", "use e.g. batch=8")
+    if cfg.mode != "interpolate" and not isinstance(cfg.grid, bool):
+        raise ConfigError("grid", f"expected true or false for mode={cfg.mode}, got {cfg.grid!r}",
+                          "use grid=true or grid=false (grid=WxH is for mode=interpolate)")
     seeds = parse_seeds(cfg.seeds)
     tune_cpu_allocator()
     state = load_checkpoint(cfg.ckpt)
@@ -174,24 +210,17 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
 
     outdir = outdir or cfg.outdir or _hydra_output_dir() or "samples"
     os.makedirs(outdir, exist_ok=True)
-    images = []
-    with torch.no_grad():
-        for i in range(0, len(seeds), cfg.batch):
-            chunk = seeds[i:i + cfg.batch]
-            z = z_from_seeds(chunk, G.z_dim).to(device)
-            if cfg.noise_mode == "random":  # random noise, but still reproducible per seed
-                torch.manual_seed(chunk[0])
-            img = G(z, c.expand(len(chunk), -1), truncation_psi=cfg.trunc, truncation_cutoff=cfg.trunc_cutoff,
-                    noise_mode=cfg.noise_mode)
-            images.append(to_uint8(img))
-    images = __import__("numpy").concatenate(images)
-    for seed, im in zip(seeds, images):
-        save_image(im, os.path.join(outdir, f"seed{seed:04d}.png"))
-    if cfg.grid:
-        cols = int(len(seeds) ** 0.5 + 0.999)
-        save_image(make_grid(images, cols), os.path.join(outdir, "grid.png"))
+    from zoo import sample_modes
+
+    run_mode = getattr(sample_modes, f"run_{cfg.mode}")
+    extra = run_mode(G, cfg, c, outdir, noise_mode=noise_mode, seeds=seeds, generation=generation)
+    options = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt", "model")}
+    options["noise_mode"] = noise_mode
+    info = {"ckpt": os.path.abspath(cfg.ckpt), "ckpt_sha256": _file_sha256(cfg.ckpt), "generation": generation,
+            "mode": cfg.mode, "seeds": seeds, **options, **{k: v for k, v in extra.items() if k != "files"}}
     with open(os.path.join(outdir, "sample.json"), "w") as f:
-        json.dump({"ckpt": os.path.abspath(cfg.ckpt), "generation": generation, "seeds": seeds,
-                   **{k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt", "model")}}, f, indent=2)
-    print(f"[zoo] wrote {len(seeds)} images{' and grid.png' if cfg.grid else ''} to {os.path.abspath(outdir)}", flush=True)
+        json.dump(info, f, indent=2)
+    files = extra.get("files", [])
+    print(f"[zoo] mode={cfg.mode}: wrote {len(files)} files ({', '.join(files[:4])}{', ...' if len(files) > 4 else ''}) "
+          f"and sample.json to {os.path.abspath(outdir)}", flush=True)
     return outdir

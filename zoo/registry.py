@@ -7,7 +7,7 @@ so no import path from a file is ever trusted.
 
     >>> from zoo import registry
     >>> registry.names()
-    ['stylegan2']
+    ['progan', 'stylegan', 'stylegan2', 'stylegan3']
     >>> G = registry.get('stylegan2').build_generator(img_resolution=64, channel_base=4096)
 """
 from __future__ import annotations
@@ -110,14 +110,25 @@ def _stylegan2_auto(resolution: int, batch: int) -> Dict[str, Any]:
     )
 
 
+def _common(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int) -> Dict[str, Any]:
+    """Init kwargs every generation's G and D share."""
+    return dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
+                channel_base=m["channel_base"], channel_max=m["channel_max"])
+
+
+def _mapping(m: Dict[str, Any]) -> Dict[str, Any]:
+    """Init kwargs of a style-based generator's mapping network."""
+    return dict(z_dim=m["z_dim"], w_dim=m["w_dim"], mapping_layers=m["mapping_layers"],
+                mapping_lr_multiplier=m["mapping_lr_multiplier"], w_avg_beta=m["w_avg_beta"])
+
+
+def _mbstd(m: Dict[str, Any]) -> Dict[str, Any]:
+    return dict(mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
+
+
 def _stylegan2_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int):
-    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-                  channel_base=m["channel_base"], channel_max=m["channel_max"], conv_clamp=m["conv_clamp"])
-    G_kwargs = dict(common, z_dim=m["z_dim"], w_dim=m["w_dim"], mapping_layers=m["mapping_layers"],
-                    mapping_lr_multiplier=m["mapping_lr_multiplier"], w_avg_beta=m["w_avg_beta"],
-                    use_noise=m["use_noise"])
-    D_kwargs = dict(common, mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
-    return G_kwargs, D_kwargs
+    common = dict(_common(m, resolution, img_channels, c_dim), conv_clamp=m["conv_clamp"])
+    return dict(common, **_mapping(m), use_noise=m["use_noise"]), dict(common, **_mbstd(m))
 
 
 register(GenerationSpec(
@@ -136,21 +147,13 @@ def _progressive_auto(resolution: int, batch: int) -> Dict[str, Any]:
 
 
 def _progan_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int):
-    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-                  channel_base=m["channel_base"], channel_max=m["channel_max"])
-    G_kwargs = dict(common, z_dim=m["z_dim"], use_pixelnorm=m["use_pixelnorm"])
-    D_kwargs = dict(common, mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
-    return G_kwargs, D_kwargs
+    common = _common(m, resolution, img_channels, c_dim)
+    return dict(common, z_dim=m["z_dim"], use_pixelnorm=m["use_pixelnorm"]), dict(common, **_mbstd(m))
 
 
 def _stylegan_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_dim: int):
-    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-                  channel_base=m["channel_base"], channel_max=m["channel_max"])
-    G_kwargs = dict(common, z_dim=m["z_dim"], w_dim=m["w_dim"], mapping_layers=m["mapping_layers"],
-                    mapping_lr_multiplier=m["mapping_lr_multiplier"], w_avg_beta=m["w_avg_beta"],
-                    use_noise=m["use_noise"])
-    D_kwargs = dict(common, mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
-    return G_kwargs, D_kwargs
+    common = _common(m, resolution, img_channels, c_dim)
+    return dict(common, **_mapping(m), use_noise=m["use_noise"]), dict(common, **_mbstd(m))
 
 
 register(GenerationSpec(
@@ -193,16 +196,12 @@ def _stylegan3_kwargs(m: Dict[str, Any], resolution: int, img_channels: int, c_d
     if config not in ("t", "r"):
         raise ValueError(f"model.config must be 't' or 'r', got {m['config']!r}")
     r = config == "r"
-    G_kwargs = dict(z_dim=m["z_dim"], w_dim=m["w_dim"], c_dim=c_dim, img_resolution=resolution,
-                    img_channels=img_channels, mapping_layers=m["mapping_layers"],
-                    mapping_lr_multiplier=m["mapping_lr_multiplier"], w_avg_beta=m["w_avg_beta"],
-                    channel_base=m["channel_base"] * (2 if r else 1), channel_max=m["channel_max"] * (2 if r else 1),
-                    conv_kernel=1 if r else 3, use_radial_filters=r, magnitude_ema_beta=m["magnitude_ema_beta"],
-                    conv_clamp=m["conv_clamp"])
-    D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels,
-                    channel_base=m["channel_base"], channel_max=m["channel_max"], conv_clamp=m["conv_clamp"],
-                    mbstd_group_size=m["mbstd_group"], mbstd_num_channels=m["mbstd_channels"])
-    return G_kwargs, D_kwargs
+    common = dict(_common(m, resolution, img_channels, c_dim), conv_clamp=m["conv_clamp"])
+    G_kwargs = dict(common, **_mapping(m), conv_kernel=1 if r else 3, use_radial_filters=r,
+                    magnitude_ema_beta=m["magnitude_ema_beta"])
+    if r:  # config R doubles the generator's channels only
+        G_kwargs.update(channel_base=2 * m["channel_base"], channel_max=2 * m["channel_max"])
+    return G_kwargs, dict(common, **_mbstd(m))
 
 
 register(GenerationSpec(

@@ -39,7 +39,7 @@ __all__ = [
     "has_styles", "noise_inputs", "layer_resolutions", "parse_layers", "z_from_seeds", "ws_from_seeds",
     "synthesize", "style_mix", "interpolate", "interpolation_path", "slerp", "truncate", "truncation_strip",
     "noise_variations", "project", "load_vgg16", "save_animation", "save_mp4", "to_uint8", "VGG16_URL",
-    "PRESETS", "NotApplicable",
+    "PRESETS", "NotApplicable", "render_projection",
 ]
 
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
@@ -542,10 +542,10 @@ def project(G, target: Any, *, steps: int = 1000, vgg: Optional[torch.nn.Module]
                 m -= m.mean()
                 m *= m.square().mean().rsqrt()
         ws_out[step] = w_opt.detach().cpu().expand(1, G.num_ws, -1)[0]
-        losses.append(float(loss))
-        dists.append(float(dist))
+        losses.append(float(loss.detach()))
+        dists.append(float(dist.detach()))
         if callback is not None:
-            callback(step, ws_out[step:step + 1], float(dist))
+            callback(step, ws_out[step:step + 1], dists[-1])
     return {"ws": ws_out, "loss": losses, "dist": dists,
             "noise": {k: v.detach() for k, v in noise.items()}}
 

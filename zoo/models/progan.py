@@ -39,21 +39,13 @@ import torch
 from torch import nn
 
 from zoo.ops import minibatch_stddev, normalize_2nd_moment
+from zoo.ops.layers import check_img_resolution as check_resolution
 from zoo.ops.wscale import SQRT2, WScaleConv2d, WScaleLinear, box_downsample, lrelu, nearest_upsample
 
 __all__ = ["Generator", "Discriminator", "GeneratorBlock", "DiscriminatorBlock", "DiscriminatorEpilogue",
            "channels", "max_lod", "split_lod"]
 
 CONDITIONING = ("acgan", "switch")
-
-
-def check_resolution(img_resolution) -> int:
-    if img_resolution is None:
-        raise ValueError("img_resolution is required (a power of two >= 4, e.g. 256)")
-    res = int(img_resolution)
-    if res != img_resolution or res < 4 or res & (res - 1) != 0:
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution!r}")
-    return res
 
 
 def channels(res: int, channel_base: int, channel_max: int) -> int:

@@ -29,6 +29,7 @@ from torch import nn
 
 from zoo.models.progan import Discriminator as ProGANDiscriminator
 from zoo.ops import normalize_2nd_moment
+from zoo.ops.layers import check_img_resolution as _check_resolution
 from zoo.ops.wscale import WScaleConv2d, WScaleLinear, instance_norm, lrelu, nearest_upsample
 
 __all__ = ["MappingNetwork", "StyleEpilogue", "ConstLayer", "SynthesisLayer", "SynthesisBlock",
@@ -36,15 +37,6 @@ __all__ = ["MappingNetwork", "StyleEpilogue", "ConstLayer", "SynthesisLayer", "S
 
 NOISE_MODES = ("random", "const", "none")
 BLUR = (1.0, 2.0, 1.0)
-
-
-def _check_resolution(img_resolution) -> int:
-    if img_resolution is None:
-        raise ValueError("img_resolution is required (a power of two >= 4, e.g. 256)")
-    res = int(img_resolution)
-    if res != img_resolution or res < 4 or res & (res - 1) != 0:
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution!r}")
-    return res
 
 
 def _channels(res: int, channel_base: int, channel_max: int) -> int:

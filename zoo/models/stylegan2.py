@@ -31,7 +31,8 @@ from torch import nn
 from zoo.ops import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, downsample2d, modulated_conv2d,
                      setup_filter, upsample2d)
 from zoo.ops.activations import activation_funcs
-from zoo.ops.mapping import MappingNetwork, check_img_resolution as _check_resolution
+from zoo.ops.layers import check_img_resolution as _check_resolution
+from zoo.ops.mapping import MappingNetwork
 
 __all__ = [
     "MappingNetwork", "SynthesisLayer", "ToRGBLayer", "SynthesisBlock", "SynthesisNetwork", "Generator",

@@ -49,7 +49,7 @@ from zoo.models.stylegan2 import Discriminator  # StyleGAN3 trains against Style
 from zoo.ops import FullyConnectedLayer
 from zoo.ops.convolution import conv2d
 from zoo.ops.mapping import MappingNetwork as _StyleGAN2MappingNetwork
-from zoo.ops.mapping import check_img_resolution as _check_resolution
+from zoo.ops.layers import check_img_resolution as _check_resolution
 from zoo.ops.winograd import conv3x3
 from zoo.ops.filtered_lrelu import filtered_lrelu
 

@@ -31,12 +31,12 @@ from .activations import activation_funcs, apply_epilogue, bias_act, normalize_2
 from .conv import choose_fused, conv2d_resample, demodulation_coefficients, modulated_conv2d
 from .fir import (downsample2d, filter2d, filter_size, parse_padding, parse_scaling, setup_filter, upfirdn2d,
                   upfirdn2d_reference, upsample2d)
-from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, minibatch_stddev
+from .layers import Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, check_img_resolution, minibatch_stddev
 
 __all__ = [
     "activation_funcs", "apply_epilogue", "bias_act", "normalize_2nd_moment",
     "choose_fused", "conv2d_resample", "demodulation_coefficients", "modulated_conv2d",
     "downsample2d", "filter2d", "filter_size", "parse_padding", "parse_scaling", "setup_filter", "upfirdn2d",
     "upfirdn2d_reference", "upsample2d",
-    "Conv2dLayer", "FullyConnectedLayer", "MinibatchStdLayer", "minibatch_stddev",
+    "Conv2dLayer", "FullyConnectedLayer", "MinibatchStdLayer", "check_img_resolution", "minibatch_stddev",
 ]

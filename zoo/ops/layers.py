@@ -28,6 +28,16 @@ from .fir import setup_filter
 __all__ = ["FullyConnectedLayer", "Conv2dLayer", "MinibatchStdLayer", "minibatch_stddev"]
 
 
+
+def check_img_resolution(img_resolution) -> int:
+    """A network's output resolution: a power of two >= 4 (raises ``ValueError`` otherwise)."""
+    if img_resolution is None:
+        raise ValueError("img_resolution is required (a power of two >= 4, e.g. 256)")
+    res = int(img_resolution)
+    if res != img_resolution or res < 4 or res & (res - 1) != 0:
+        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution!r}")
+    return res
+
 class FullyConnectedLayer(nn.Module):
     """Dense layer with equalized learning rate: ``act(x @ (w * wg).T + b * bg) * act_gain``."""
 

@@ -15,16 +15,7 @@ from torch import nn
 from .activations import normalize_2nd_moment
 from .layers import FullyConnectedLayer
 
-__all__ = ["MappingNetwork", "check_img_resolution"]
-
-
-def check_img_resolution(img_resolution) -> int:
-    if img_resolution is None:
-        raise ValueError("img_resolution is required (a power of two >= 4, e.g. 256)")
-    res = int(img_resolution)
-    if res != img_resolution or res < 4 or res & (res - 1) != 0:
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution!r}")
-    return res
+__all__ = ["MappingNetwork"]
 
 
 class MappingNetwork(nn.Module):

@@ -23,10 +23,38 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["StyleGAN2Loss", "build_loss"]
+__all__ = ["LossBase", "StyleGAN2Loss", "build_loss"]
 
 
-class StyleGAN2Loss:
+class LossBase:
+    """What the training loop needs from every loss besides ``accumulate``: logged statistics, a
+    (possibly empty) state for checkpoints, device moves and the once-per-iteration ``end_phase``."""
+
+    stats: Dict[str, list]
+
+    def _record(self, name: str, value: torch.Tensor) -> None:
+        # Kept as tensors: converting here would force a device sync in every phase.
+        self.stats.setdefault(name, []).append(value.detach().float().mean())
+
+    def pop_stats(self) -> Dict[str, float]:
+        out = {k: float(torch.stack(v).mean()) for k, v in self.stats.items() if v}
+        self.stats = {}
+        return out
+
+    def state_dict(self) -> Dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+        pass
+
+    def to(self, device) -> "LossBase":
+        return self
+
+    def end_phase(self, phase: str, all_reduce_sum=None) -> None:
+        pass
+
+
+class StyleGAN2Loss(LossBase):
     """Non-saturating logistic loss with R1, path-length and style-mixing regularization
     (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020, §3 and app. B)."""
 
@@ -59,15 +87,6 @@ class StyleGAN2Loss:
         self.stats: Dict[str, list] = {}
 
     # ---- bookkeeping ---------------------------------------------------------------------------
-    def _record(self, name: str, value: torch.Tensor) -> None:
-        # Kept as tensors: converting here would force a device sync in every phase.
-        self.stats.setdefault(name, []).append(value.detach().float().mean())
-
-    def pop_stats(self) -> Dict[str, float]:
-        out = {k: float(torch.stack(v).mean()) for k, v in self.stats.items() if v}
-        self.stats = {}
-        return out
-
     def state_dict(self) -> Dict[str, torch.Tensor]:
         return {"pl_mean": self.pl_mean.detach().cpu().clone()}
 
@@ -219,7 +238,7 @@ def _label_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return -(labels.to(logits.dtype) * F.log_softmax(logits, dim=1)).sum(dim=1, keepdim=True)
 
 
-class ProGANLoss:
+class ProGANLoss(LossBase):
     """WGAN-GP with the drift term (Karras et al. 2018, §A.1; Gulrajani et al. 2017), plus the
     AC-GAN label terms for conditional training, as ProGAN's ``G_wgan_acgan`` / ``D_wgangp_acgan``:
 
@@ -244,26 +263,6 @@ class ProGANLoss:
         self.wgan_epsilon = float(wgan_epsilon)
         self.cond_weight = float(cond_weight)
         self.stats: Dict[str, list] = {}
-
-    def _record(self, name: str, value: torch.Tensor) -> None:
-        self.stats.setdefault(name, []).append(value.detach().float().mean())
-
-    def pop_stats(self) -> Dict[str, float]:
-        out = {k: float(torch.stack(v).mean()) for k, v in self.stats.items() if v}
-        self.stats = {}
-        return out
-
-    def state_dict(self) -> Dict[str, torch.Tensor]:
-        return {}
-
-    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
-        pass
-
-    def to(self, device) -> "ProGANLoss":
-        return self
-
-    def end_phase(self, phase: str, all_reduce_sum=None) -> None:
-        pass
 
     def gradient_penalty(self, real_img: torch.Tensor, fake_img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Per-sample ``(||grad D(x_hat)||_2 - target)^2`` on random interpolates of reals and fakes."""
