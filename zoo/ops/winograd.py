@@ -146,8 +146,8 @@ class _WinogradConv(torch.autograd.Function):
     def forward(ctx, x, w, padding):
         y, v = _forward(x, w, padding)
         ctx.padding = padding
-        ctx.x_shape = x.shape
-        ctx.save_for_backward(x, w, v)  # v: the transformed input tiles, reused by the weight gradient
+        # v: the transformed input tiles, reused by the weight gradient (kept only if one is needed)
+        ctx.save_for_backward(x, w, v if ctx.needs_input_grad[1] else None)
         return y
 
     @staticmethod
