@@ -1,4 +1,5 @@
-"""Generate images from a checkpoint.  python sample.py ckpt=PATH [seeds=0-15] [trunc=0.7] [noise_mode=const]
+"""Generate images from a checkpoint.  python sample.py ckpt=PATH [mode=images|mixing|interpolate|noise|truncation|project]
+[seeds=0-15] [trunc=0.7] [noise_mode=const]
 
 See README.md for the options."""
 import os
@@ -23,5 +24,5 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     from zoo.cli import listify_argv
 
-    sys.argv = listify_argv(sys.argv, ("seeds", "translate"))
+    sys.argv = listify_argv(sys.argv, ("seeds", "translate", "rows", "cols", "psis", "styles", "noise_layers"))
     main()
