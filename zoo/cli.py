@@ -221,6 +221,6 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     with open(os.path.join(outdir, "sample.json"), "w") as f:
         json.dump(info, f, indent=2)
     files = extra.get("files", [])
-    print(f"[zoo] mode={cfg.mode}: wrote {len(files)} files ({', '.join(files[:4])}{', ...' if len(files) > 4 else ''}) "
+    print(f"[zoo] mode={cfg.mode}: wrote {len(files)} file{'s' if len(files) != 1 else ''} ({', '.join(files[:4])}{', ...' if len(files) > 4 else ''}) "
           f"and sample.json to {os.path.abspath(outdir)}", flush=True)
     return outdir

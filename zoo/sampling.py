@@ -441,7 +441,9 @@ def load_vgg16(spec: Optional[str] = "auto", sha256: Optional[str] = None, downl
         recorded = sha256
     if recorded and _sha256(path) != recorded.lower():
         raise ValueError(f"{path}: sha256 {_sha256(path)} does not match the expected {recorded}; delete it to re-download")
-    return torch.jit.load(path, map_location=device).eval()
+    with warnings.catch_warnings():  # NVIDIA's detectors are TorchScript files; torch now flags jit as deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(path, map_location=device).eval()
 
 
 def _noise_regularizer(maps: Sequence[torch.Tensor]) -> torch.Tensor:
