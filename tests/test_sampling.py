@@ -395,3 +395,13 @@ def test_sample_script_takes_comma_lists(ckpts, tmp_path):
     assert "mode=mixing" in r.stdout and str(tmp_path) in r.stdout
     assert json.load(open(tmp_path / "sample.json"))["style_layers"] == [0, 1, 2, 3]
     assert (tmp_path / "2-4.png").exists()
+
+
+def test_mp4_written_when_imageio_ffmpeg_is_installed(tmp_path):
+    ffmpeg = pytest.importorskip("imageio_ffmpeg")  # the optional "video" extra
+    frames = (np.arange(5)[:, None, None, None] * 40 + np.zeros((5, 16, 16, 3))).astype(np.uint8)
+    path = S.save_mp4(frames, str(tmp_path / "a.mp4"))
+    assert path is not None and os.path.getsize(path) > 0
+    reader = ffmpeg.read_frames(path)
+    meta = next(reader)
+    assert tuple(meta["size"]) == (16, 16) and sum(1 for _ in reader) == 5
