@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import zoo
+from zoo.utils import file_sha256
 from conftest import ROOT, compose_cfg
 from zoo import cli, registry
 from zoo import sampling as S
@@ -266,7 +267,7 @@ def test_projection_with_a_torchscript_vgg(ckpts, tmp_path, name):
 
 def test_vgg_loader_checksums_and_offline_fallback(tmp_path, monkeypatch):
     path = _vgg_file(tmp_path)
-    assert S.load_vgg16(path, sha256=S._sha256(path)) is not None
+    assert S.load_vgg16(path, sha256=file_sha256(path)) is not None
     with pytest.raises(ValueError, match="does not match"):
         S.load_vgg16(path, sha256="0" * 64)
     with pytest.raises(FileNotFoundError):
@@ -278,7 +279,7 @@ def test_vgg_loader_checksums_and_offline_fallback(tmp_path, monkeypatch):
     cache = tmp_path / "cache"  # a cached copy is used, and checked against the recorded sha256
     cache.mkdir(exist_ok=True)
     (cache / "vgg16.pt").write_bytes(open(path, "rb").read())
-    (cache / "vgg16.pt.sha256").write_text(S._sha256(path) + "\n")
+    (cache / "vgg16.pt.sha256").write_text(file_sha256(path) + "\n")
     assert S.load_vgg16("auto") is not None
     (cache / "vgg16.pt.sha256").write_text("f" * 64 + "\n")
     with pytest.raises(ValueError, match="does not match"):
@@ -331,7 +332,7 @@ def test_every_mode_on_every_generation(ckpts, tmp_path, name, mode, capsys):
     assert "sample.json" in names and f"mode={mode}" in capsys.readouterr().out
     info = json.load(open(out / "sample.json"))
     assert info["generation"] == name and info["mode"] == mode
-    assert info["ckpt_sha256"] == S._sha256(ckpts[name])
+    assert info["ckpt_sha256"] == file_sha256(ckpts[name])
     for key in ("trunc", "noise_mode", "frames", "styles", "psis", "steps", "vgg", "space"):
         assert key in info
     if mode == "interpolate":

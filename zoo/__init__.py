@@ -12,23 +12,30 @@ __version__ = "0.1.0"
 __all__ = ["load", "__version__"]
 
 
-def load(path: str, which: str = "G_ema", device: Any = "cpu"):
+def load(path: Any, which: str = "G_ema", device: Any = "cpu"):
     """Load a network from a zoo checkpoint, rebuilt through the registry from the generation name
     and init kwargs stored in the file (``torch.load(weights_only=True)``: no code is executed).
+    ``path`` may also be an NVIDIA ``.pkl`` (stylegan2-ada-pytorch / stylegan3), imported through
+    ``zoo.interop`` without running code from it, or an already loaded checkpoint dict.
 
     ``which``: ``'G_ema'`` (default, the generator to sample from), ``'G'`` or ``'D'``.
     Returns the module in eval mode with gradients off, on ``device``.
     """
     from zoo import registry
-    from zoo.training.checkpoint import CheckpointError, load_checkpoint
+    from zoo.interop import load_any
+    from zoo.training.checkpoint import CheckpointError
 
     if which not in ("G_ema", "G", "D"):
         raise ValueError(f"which must be 'G_ema', 'G' or 'D', got {which!r}")
-    state = load_checkpoint(path)
+    state = path if isinstance(path, dict) else load_any(path)
+    if isinstance(path, dict):
+        path = "<checkpoint dict>"
     try:
         spec = registry.get(state["generation"])
     except KeyError as e:
         raise CheckpointError(f"{path!r}: {e}") from None
+    if state.get(which) is None:
+        raise CheckpointError(f"{path!r} holds no {which} network")
     if which == "D":
         net = spec.build_discriminator(**state["D_kwargs"])
     else:

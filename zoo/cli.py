@@ -133,16 +133,6 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
 MODES = ("images", "mixing", "interpolate", "noise", "truncation", "project")
 
 
-def _file_sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _parse_grid_wh(spec: Any):
     """``grid`` of mode=interpolate: ``WxH`` (or true/1 for one walk)."""
     if spec is True or spec is None or spec == 1:
@@ -162,8 +152,8 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     directory, prints where they went and returns it."""
     import zoo
     from zoo import registry
-    from zoo.training.checkpoint import load_checkpoint
-    from zoo.utils import resolve_device, tune_cpu_allocator
+    from zoo.interop import load_any
+    from zoo.utils import file_sha256, resolve_device, tune_cpu_allocator
 
     missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]
     if missing:
@@ -182,14 +172,14 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
                           "use grid=true or grid=false (grid=WxH is for mode=interpolate)")
     seeds = parse_seeds(cfg.seeds)
     tune_cpu_allocator()
-    state = load_checkpoint(cfg.ckpt)
+    state = load_any(cfg.ckpt)   # a zoo .pt, or an NVIDIA .pkl imported on the fly
     generation = state.get("generation")
     if cfg.model is not None and cfg.model.name != generation:
         raise ConfigError("model", f"the checkpoint holds a {generation!r} model, not {cfg.model.name!r}",
                           f"drop model= or use model={generation}")
     registry.get(generation)
     device = resolve_device(cfg.device)
-    G = zoo.load(cfg.ckpt, which=cfg.which, device=device)
+    G = zoo.load(state, which=cfg.which, device=device)
     if cfg.translate is not None or cfg.rotate:
         if not hasattr(G, "set_transform"):
             raise ConfigError("translate" if cfg.translate is not None else "rotate",
@@ -216,7 +206,7 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
     extra = run_mode(G, cfg, c, outdir, noise_mode=noise_mode, seeds=seeds, generation=generation)
     options = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt", "model")}
     options["noise_mode"] = noise_mode
-    info = {"ckpt": os.path.abspath(cfg.ckpt), "ckpt_sha256": _file_sha256(cfg.ckpt), "generation": generation,
+    info = {"ckpt": os.path.abspath(cfg.ckpt), "ckpt_sha256": file_sha256(cfg.ckpt), "generation": generation,
             "mode": cfg.mode, "seeds": seeds, **options, **{k: v for k, v in extra.items() if k != "files"}}
     with open(os.path.join(outdir, "sample.json"), "w") as f:
         json.dump(info, f, indent=2)

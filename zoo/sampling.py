@@ -22,7 +22,6 @@ and projection work by swapping those buffers for other maps while rendering wit
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import warnings
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from zoo.utils import to_uint8, z_from_seed
+from zoo.utils import file_sha256, to_uint8, z_from_seed
 
 __all__ = [
     "has_styles", "noise_inputs", "layer_resolutions", "parse_layers", "z_from_seeds", "ws_from_seeds",
@@ -383,14 +382,6 @@ def _cache_dir() -> str:
     return os.environ.get("ZOO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "zoo"))
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_vgg16(spec: Optional[str] = "auto", sha256: Optional[str] = None, download: bool = True,
                device: Any = "cpu") -> Optional[torch.nn.Module]:
     """The VGG16/LPIPS feature network as a TorchScript module called like NVIDIA's
@@ -420,7 +411,7 @@ def load_vgg16(spec: Optional[str] = "auto", sha256: Optional[str] = None, downl
                         if not chunk:
                             break
                         f.write(chunk)
-                digest = _sha256(tmp)
+                digest = file_sha256(tmp)
                 if sha256 and digest != sha256.lower():
                     os.unlink(tmp)
                     raise ValueError(f"vgg16.pt checksum mismatch: got {digest}, expected {sha256}")
@@ -439,8 +430,8 @@ def load_vgg16(spec: Optional[str] = "auto", sha256: Optional[str] = None, downl
         if not os.path.isfile(path):
             raise FileNotFoundError(f"VGG16 TorchScript file not found: {path!r}")
         recorded = sha256
-    if recorded and _sha256(path) != recorded.lower():
-        raise ValueError(f"{path}: sha256 {_sha256(path)} does not match the expected {recorded}; delete it to re-download")
+    if recorded and file_sha256(path) != recorded.lower():
+        raise ValueError(f"{path}: sha256 {file_sha256(path)} does not match the expected {recorded}; delete it to re-download")
     with warnings.catch_warnings():  # NVIDIA's detectors are TorchScript files; torch now flags jit as deprecated
         warnings.simplefilter("ignore", FutureWarning)
         return torch.jit.load(path, map_location=device).eval()

@@ -63,7 +63,8 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise CheckpointError(
             f"{path!r} is not a loadable zoo checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}). "
             "Only files written by zoo (tensors and plain containers) are accepted; "
-            "NVIDIA .pkl / rosinality .pt files need the converter of the interop module."
+            "NVIDIA .pkl files are read by zoo.load / sample.py directly or converted with "
+            "`python -m zoo.interop.convert SRC.pkl DST.pt`."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a zoo checkpoint (no '{FORMAT}' header)")
