@@ -231,8 +231,13 @@ def import_nvidia_pickle(path: str) -> Dict[str, Any]:
         raise InteropError(f"checkpoint not found: {path!r}")
     data = safe_load(path)
     if isinstance(data, tuple):
-        raise InteropError(f"{path!r} is a TensorFlow-era (G, D, Gs) pickle; importing those is not "
-                           "implemented yet (only stylegan2-ada-pytorch / stylegan3 PyTorch pickles)")
+        from zoo.interop.tf import import_tf_pickle, is_tf_tuple
+
+        if is_tf_tuple(data):  # NVIDIA's TensorFlow releases (StyleGAN2-TF, StyleGAN, ProGAN)
+            return import_tf_pickle(path, data)
+        raise InteropError(f"{path!r}: a tuple of {len(data)} "
+                           f"({', '.join(type(x).__name__ for x in data[:4])}) is not a TensorFlow-era "
+                           "(G, D, Gs) tuple of Network objects")
     if not isinstance(data, dict) or not any(k in data for k in ("G_ema", "G")):
         raise InteropError(f"{path!r}: expected a dict with G / D / G_ema networks "
                            f"(got {type(data).__name__} with keys {sorted(data) if isinstance(data, dict) else '-'})")

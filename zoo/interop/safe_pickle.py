@@ -22,6 +22,11 @@ global in the stream                                        what it becomes here
 ``numpy.ndarray``, ``numpy.dtype``                          ``numpy.dtype``
 ``builtins.set``, ``builtins.frozenset``                    themselves (how pickle protocols < 4 write the
 (and ``__builtin__.*`` of protocol 2)                       modules' ``_non_persistent_buffers_set``)
+``dnnlib.tflib.network.Network`` (StyleGAN, StyleGAN2-TF),  :class:`TFNetwork`, a dict holding the TF
+``tfutil.Network`` (ProGAN-TF), ``network.Network``         ``Network.__getstate__`` dict (``version``,
+(Theano ProGAN)                                             ``name``, ``static_kwargs``, ``components``,
+                                                            ``build_module_src`` as text -- never run --,
+                                                            ``build_func_name``, ``variables``)
 ==========================================================  =============================================
 
 Anything else (``os.system``, ``builtins.eval``, ``subprocess.Popen``, any class) raises
@@ -40,7 +45,7 @@ import torch
 
 from zoo.training.checkpoint import CheckpointError
 
-__all__ = ["SafeUnpickler", "PersistentObject", "EasyDict", "UnsafePickleError", "InteropError",
+__all__ = ["SafeUnpickler", "PersistentObject", "EasyDict", "TFNetwork", "UnsafePickleError", "InteropError",
            "safe_load", "ALLOWED_GLOBALS"]
 
 
@@ -120,6 +125,35 @@ class PersistentObject:
         return out
 
 
+class TFNetwork(dict):
+    """What a TensorFlow-era ``Network`` (``dnnlib.tflib.network.Network``, ``tfutil.Network``,
+    ``network.Network``) pickles as, kept as data: the dict its ``__getstate__`` returned --
+    ``version``, ``name``, ``static_kwargs``, ``components`` (nested networks), ``build_module_src``
+    (the network-building source, kept as text and never run: the real ``__setstate__`` execs it),
+    ``build_func_name`` and ``variables`` (a list of ``(name, numpy array)``)."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise InteropError(f"TF Network state is a {type(state).__name__}, expected a dict")
+        self.update(state)
+
+    def __repr__(self) -> str:
+        return f"<TFNetwork {self.get('name')!r} {self.get('build_func_name')!r} v{self.get('version')}>"
+
+    @property
+    def static_kwargs(self) -> Dict[str, Any]:
+        return plain(self.get("static_kwargs") or {})
+
+    @property
+    def components(self) -> Dict[str, "TFNetwork"]:
+        return dict(self.get("components") or {})
+
+    @property
+    def module_src_sha256(self) -> str:
+        src = self.get("build_module_src")
+        return hashlib.sha256((src if isinstance(src, str) else "").encode("utf-8")).hexdigest()
+
+
 def _tensor(t: Any, key: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise InteropError(f"{key}: expected a tensor, found {type(t).__name__}")
@@ -172,6 +206,9 @@ ALLOWED_GLOBALS: Dict[Tuple[str, str], Callable[..., Any]] = {
     ("builtins", "frozenset"): frozenset,
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
+    ("tfutil", "Network"): TFNetwork,
+    ("network", "Network"): TFNetwork,
 }
 
 
