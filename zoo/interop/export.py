@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from zoo.interop.safe_pickle import InteropError
-from zoo.training.checkpoint import CheckpointError, save_checkpoint
+from zoo.training.checkpoint import CheckpointError, atomic_torch_save, save_checkpoint
 from zoo.utils import file_sha256
 
 __all__ = ["export", "to_nvidia", "nvidia_init_kwargs", "is_nvidia_export", "import_nvidia_export", "main",
@@ -239,26 +239,12 @@ def export(ckpt: Any, format: str, out: str, flavour: str = "stylegan3") -> Dict
 
 
 def _save(path: str, payload: Dict[str, Any]) -> None:
-    # save_checkpoint writes atomically; it only adds 'format'/'format_version' keys when absent,
-    # which the rosinality layout must not carry.
+    # save_checkpoint adds 'format'/'format_version' keys when absent, which the rosinality layout
+    # must not carry; both write atomically.
     if "format" in payload:
         save_checkpoint(path, payload)
-        return
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    else:
+        atomic_torch_save(path, payload)
 
 
 USAGE = "usage: python -m zoo.interop.export ckpt=SRC format=nvidia|rosinality out=DST.pt [flavour=stylegan3|ada]"

@@ -32,17 +32,15 @@ class CheckpointError(ValueError):
     pass
 
 
-def save_checkpoint(path: str, state: Dict[str, Any]) -> str:
-    """Atomically write ``state`` (plain containers and tensors) to ``path``."""
-    state = dict(state)
-    state.setdefault("format", FORMAT)
-    state.setdefault("format_version", FORMAT_VERSION)
+def atomic_torch_save(path: str, obj: Any) -> str:
+    """``torch.save`` to a temporary file in the same directory, fsync, then rename over ``path``:
+    an interrupted write never leaves a truncated file behind."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -51,6 +49,14 @@ def save_checkpoint(path: str, state: Dict[str, Any]) -> str:
             os.unlink(tmp)
         raise
     return path
+
+
+def save_checkpoint(path: str, state: Dict[str, Any]) -> str:
+    """Atomically write ``state`` (plain containers and tensors) to ``path``."""
+    state = dict(state)
+    state.setdefault("format", FORMAT)
+    state.setdefault("format_version", FORMAT_VERSION)
+    return atomic_torch_save(path, state)
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
