@@ -38,7 +38,7 @@ def _reconstruct_stand_in(meta):  # pragma: no cover - only ever pickled by refe
 
 
 class _EasyDictStandIn(dict):
-    pass
+    """Written to the stream under the global name ``dnnlib.util.EasyDict`` (see the pickler below)."""
 
 
 class _Persistent:

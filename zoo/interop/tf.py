@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from zoo.interop.nvidia import _jsonable
 from zoo.interop.safe_pickle import InteropError, TFNetwork
 from zoo.utils import file_sha256
 
@@ -702,11 +703,3 @@ def import_tf_pickle(path: str, data: Any = None) -> Dict[str, Any]:
     return state
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return repr(obj)

@@ -45,13 +45,14 @@ class LossBase:
         return {}
 
     def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
-        pass
+        if state:  # a checkpoint of a loss that keeps state cannot be resumed by one that keeps none
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
 
     def to(self, device) -> "LossBase":
         return self
 
     def end_phase(self, phase: str, all_reduce_sum=None) -> None:
-        pass
+        """Advance running statistics once per iteration (nothing to advance here)."""
 
 
 class StyleGAN2Loss(LossBase):
