@@ -15,7 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 __all__ = [
     "ConfigError", "TrainConfig", "SampleConfig", "DataConfig", "LoggerConfig", "ModelConfig",
-    "StyleGAN2Config", "StyleGAN3Config", "register_schemas", "validate", "resolve_hparams", "parse_seeds",
+    "StyleGAN2Config", "StyleGAN3Config", "MetricsConfig", "MetricsAppConfig", "register_schemas", "validate", "resolve_hparams", "parse_seeds",
 ]
 
 
@@ -174,6 +174,34 @@ class LoggerConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """Quality metrics (``zoo.metrics``), during training and in ``python -m zoo.metrics``."""
+
+    names: List[str] = field(default_factory=list)  # e.g. [fid50k_full, kid50k_full, pr50k3_full, ppl2_wend] or [fid2k]
+    every_kimg: Optional[float] = None  # training: run the metrics every this many kimg (null: at every snapshot) and at the end
+    detector: Optional[str] = None  # FID/KID feature network: local TorchScript path; null: NVIDIA's Inception-v3 (cached download)
+    vgg: Optional[str] = None  # PR/PPL network: local TorchScript path; null: NVIDIA's VGG16 (cached download)
+    detector_sha256: Optional[str] = None  # expected sha256 of the detector file (null: recorded on first download)
+    vgg_sha256: Optional[str] = None
+    cache_dir: Optional[str] = None  # downloads and dataset statistics; null: $ZOO_CACHE or ~/.cache/zoo
+    download: bool = True  # allow downloading the default detectors
+    batch: int = 64  # images per generator/detector call
+    seed: int = 0  # latents, labels and subsets of every metric derive from it
+
+
+@dataclass
+class MetricsAppConfig:
+    """``python -m zoo.metrics ckpt=... metrics.names=[...] [data=...]``"""
+
+    ckpt: str = MISSING
+    data: Optional[DataConfig] = None  # null: the dataset recorded in the checkpoint's training config
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    which: str = "G_ema"
+    device: str = "auto"
+    out: Optional[str] = None  # results file (jsonl, appended); null: metrics.jsonl next to the checkpoint
+
+
+@dataclass
 class TrainConfig:
     model: Any = MISSING
     data: DataConfig = MISSING
@@ -194,6 +222,7 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads per process (null: torch's default)
     progress: bool = True  # tqdm progress bar
     experiment: Optional[str] = None  # name of the experiment preset, for bookkeeping
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 @dataclass
@@ -249,6 +278,7 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     cs.store(name="schema_train", node=TrainConfig)
     cs.store(name="schema_sample", node=SampleConfig)
+    cs.store(name="schema_metrics", node=MetricsAppConfig)
     cs.store(group="schema/data", name="base", node=DataConfig)
     cs.store(group="schema/logger", name="base", node=LoggerConfig)
     for name, node in MODEL_SCHEMAS.items():
