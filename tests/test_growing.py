@@ -44,7 +44,7 @@ def _train(tmp_path, name, *extra):
 
 
 def _metrics(run_dir):
-    return [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    return [json.loads(line) for line in open(os.path.join(run_dir, "stats.jsonl"))]
 
 
 def test_schedule_follows_the_official_formula():

@@ -39,7 +39,7 @@ def _assert_same(a, b, atol=0.0):
 def test_few_steps_write_grids_metrics_and_a_self_describing_checkpoint(tmp_path):
     run_dir = _train(tmp_path, "run", f"kimg={3 * ITER}", "image_kimg=0.016")
     files = set(os.listdir(run_dir))
-    assert {"reals.png", "fakes_init.png", "metrics.jsonl", "network-snapshot-000000.pt"} <= files
+    assert {"reals.png", "fakes_init.png", "stats.jsonl", "network-snapshot-000000.pt"} <= files
     assert any(f.startswith("fakes0") for f in files)
     state = torch.load(os.path.join(run_dir, "network-snapshot-000000.pt"), weights_only=True)
     assert state["generation"] == "stylegan2"
@@ -47,9 +47,13 @@ def test_few_steps_write_grids_metrics_and_a_self_describing_checkpoint(tmp_path
     assert state["config"]["model"]["channel_base"] == 256
     assert state["hparams"]["r1_gamma"] == pytest.approx(0.0002 * 16 ** 2 / 8)  # auto rule resolved
     assert {"G", "D", "G_ema", "G_opt", "D_opt", "loss", "G_kwargs", "D_kwargs", "rng"} <= state.keys()
-    records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    records = [json.loads(line) for line in open(os.path.join(run_dir, "stats.jsonl"))]
     assert records and all(torch.isfinite(torch.tensor(r["Loss/G/loss"])) for r in records)
     assert "Timing/sec_per_kimg" in records[-1] and "Resources/peak_mem_gb" in records[-1]
+    job = json.load(open(os.path.join(run_dir, "job.json")))
+    assert job["status"] == "done" and job["generation"] == "stylegan2" and job["kimg"] == pytest.approx(0.024)
+    assert job["params_G"] == sum(p.numel() for p in zoo.load(state, which="G").parameters())
+    assert job["sec_per_kimg"] > 0 and job["peak_mem_gb"] > 0 and job["last_checkpoint"].endswith(".pt")
 
     G = zoo.load(os.path.join(run_dir, "network-snapshot-000000.pt"))
     assert not G.training and G.img_resolution == 16
@@ -94,9 +98,9 @@ def test_ctrl_c_saves_the_state_and_resume_auto_continues(tmp_path):
             "snap_kimg=100", "image_kimg=100"]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
+    while time.time() < deadline and not list(runs.glob("*/stats.jsonl")):
         time.sleep(0.2)
-    while time.time() < deadline and len(next(runs.glob("*/metrics.jsonl")).read_text().splitlines()) < 2:
+    while time.time() < deadline and len(next(runs.glob("*/stats.jsonl")).read_text().splitlines()) < 2:
         time.sleep(0.2)  # a few iterations in
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -250,3 +254,11 @@ def test_torchrun_launch_shares_one_run_directory(tmp_path):
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert _state(str(run_dir))["progress"]["batch_idx"] == 2
+
+
+def test_a_failing_job_is_recorded_as_failed(tmp_path):
+    cfg = compose_cfg(overrides=TINY + [f"run_root={tmp_path}/runs", "batch=7"])  # not divisible by mbstd
+    with pytest.raises(ConfigError):
+        cli.train(cfg, run_dir=str(tmp_path / "runs" / "bad"))
+    job = json.load(open(tmp_path / "runs" / "bad" / "job.json"))
+    assert job["status"] == "failed" and "batch" in job["error"]

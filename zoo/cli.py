@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any, Dict, Optional
 
 import torch
@@ -78,16 +79,35 @@ def report_user_errors(fn, cfg: DictConfig):
 
 def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
     """Validate, pick the run directory (resuming if asked) and run the training loop on
-    ``cfg.gpus`` processes. Returns the run directory."""
-    from zoo.training import distributed as dist_lib
+    ``cfg.gpus`` processes. Returns the run directory. ``<run_dir>/job.json`` records the job and
+    how it ended (``running`` → ``done`` | ``interrupted`` | ``failed``), for ``python -m zoo.report``."""
+    from zoo.training.job import update_job
+
+    run_dir, resume_path = _run_dir_and_resume(cfg, run_dir or _hydra_output_dir() or os.path.join(cfg.run_root, "run"))
+    record = int(os.environ.get("RANK", "0")) == 0  # torchrun: one job.json, written by rank 0
+    model = cfg.get("model") or {}
+    if record:
+        update_job(run_dir, status="running", started=time.time(), generation=model.get("name"),
+                   config_name=model.get("config"), experiment=cfg.get("experiment"),
+                   data=(cfg.get("data") or {}).get("name"), kimg_target=cfg.get("kimg"),
+                   overrides=_hydra_overrides(), resumed_from=resume_path, pid=os.getpid())
+    try:
+        out = _train(cfg, run_dir, resume_path)
+    except BaseException as e:
+        if record:
+            interrupted = isinstance(e, KeyboardInterrupt)
+            update_job(run_dir, status="interrupted" if interrupted else "failed", ended=time.time(),
+                       **({} if interrupted else {"error": f"{type(e).__name__}: {e}"}))
+        raise
+    if record:
+        update_job(run_dir, status="done", ended=time.time())
+    return out
+
+
+def _run_dir_and_resume(cfg: DictConfig, run_dir: str):
+    """``resume=auto`` continues the newest checkpoint under ``run_root`` in its own directory."""
     from zoo.training.checkpoint import find_latest_checkpoint
-    from zoo.training.loop import run
 
-    from zoo.utils import tune_cpu_allocator
-
-    validate(cfg)
-    tune_cpu_allocator()
-    run_dir = run_dir or _hydra_output_dir() or os.path.join(cfg.run_root, "run")
     resume_path = None
     if cfg.resume == "auto":
         resume_path = find_latest_checkpoint(cfg.run_root)
@@ -100,7 +120,27 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
         if not os.path.isfile(cfg.resume):
             raise ConfigError("resume", f"checkpoint {cfg.resume!r} does not exist", "pass resume=auto or a path to a network-snapshot-*.pt")
         resume_path = cfg.resume
+    return run_dir, resume_path
 
+
+def _hydra_overrides() -> list:
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        try:
+            return list(HydraConfig.get().overrides.task)
+        except Exception:  # compose() without return_hydra_config
+            return []
+    return []
+
+
+def _train(cfg: DictConfig, run_dir: str, resume_path: Optional[str]) -> str:
+    from zoo.training import distributed as dist_lib
+    from zoo.training.loop import run
+    from zoo.utils import tune_cpu_allocator
+
+    validate(cfg)
+    tune_cpu_allocator()
     sweep_dir = _hydra_sweep_dir()
     if sweep_dir and cfg.logger.group is None:  # wandb groups the jobs of one sweep
         cfg.logger.group = os.path.basename(os.path.normpath(sweep_dir))

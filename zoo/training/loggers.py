@@ -1,4 +1,6 @@
-"""Run logging: ``metrics.jsonl`` always, plus an optional external logger (wandb).
+"""Run logging: ``stats.jsonl`` (training statistics per tick) and ``metrics.jsonl`` (quality metric
+results with their protocol) always, plus an optional external logger (wandb). These are the names
+NVIDIA's loop uses for the same two streams.
 
 Only rank 0 creates a logger; other ranks get :class:`NullLogger`.
 """
@@ -21,16 +23,21 @@ class NullLogger:
     def log_image(self, name: str, image: np.ndarray, kimg: float) -> None:
         pass
 
+    def log_metric(self, record: Dict[str, Any], kimg: float) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
 class RunLogger(NullLogger):
-    """Writes every scalar record to ``<run_dir>/metrics.jsonl`` and mirrors it to wandb if enabled."""
+    """Writes every scalar record to ``<run_dir>/stats.jsonl``, every metric result to
+    ``<run_dir>/metrics.jsonl``, and mirrors both to wandb if enabled."""
 
     def __init__(self, run_dir: str, logger_cfg: Dict[str, Any], config: Dict[str, Any], run_name: str):
         os.makedirs(run_dir, exist_ok=True)
-        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self.path = os.path.join(run_dir, "stats.jsonl")
+        self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         self._file = open(self.path, "a", buffering=1)
         self._wandb = None
         if logger_cfg.get("name") == "wandb" and logger_cfg.get("mode", "offline") != "disabled":
@@ -55,6 +62,14 @@ class RunLogger(NullLogger):
         self._file.write(json.dumps(record) + "\n")
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in record.items() if k != "timestamp"}, step=int(round(kimg * 1000)))
+
+    def log_metric(self, record: Dict[str, Any], kimg: float) -> None:
+        """One result of ``zoo.metrics.compute_metrics`` (results + protocol), appended as a line."""
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(dict(record, kimg=float(kimg))) + "\n")
+        if self._wandb is not None:
+            self._wandb.log({f"Metrics/{k}": float(v) for k, v in record["results"].items()},
+                            step=int(round(kimg * 1000)))
 
     def log_image(self, name: str, image: np.ndarray, kimg: float) -> None:
         if self._wandb is not None:

@@ -33,6 +33,7 @@ from zoo.config import resolve_hparams
 from zoo.training import checkpoint as ckpt_lib
 from zoo.training import distributed as dist_lib
 from zoo.training import growing as growing_lib
+from zoo.training.job import update_job
 from zoo.training.losses import build_loss
 from zoo.training.loggers import make_logger
 from zoo.utils import make_grid, resolve_device, save_image, to_uint8
@@ -379,6 +380,10 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         trainer.load_state_dict(ckpt_lib.load_checkpoint(resume_path))
 
     logger = make_logger(rank, run_dir, cfg.get("logger", {}), cfg)
+    if rank == 0:
+        update_job(run_dir, params_G=sum(p.numel() for p in trainer.G.parameters()),
+                   params_D=sum(p.numel() for p in trainer.D.parameters()),
+                   G_kwargs=trainer.G_kwargs, generation=trainer.spec.name, resolution=cfg["resolution"])
     total_nimg = int(round(float(cfg["kimg"]) * 1000))
     gw, gh = cfg.get("grid_size", [8, 4])
     grid_z, grid_c = _grid_latents(trainer, gw * gh)
@@ -389,9 +394,35 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         save_image(grid, path, size=256)
         logger.log_image("samples", grid, trainer.cur_nimg / 1000)
 
+    mcfg = dict(cfg.get("metrics") or {})
+    metric_names = list(mcfg.get("names") or [])
+    metric_records: List[Dict[str, Any]] = []
+    metric_data = []  # the dataset the metrics compare with, opened on first use
+
+    def run_metrics(kimg: float) -> float:
+        """Compute the configured metrics on G_ema (every rank takes part); returns the seconds spent."""
+        from zoo.metrics import compute_metrics
+
+        t0 = time.time()
+        if not metric_data:  # NVIDIA's *_full protocol: the whole dataset, no x-flips
+            full = not dcfg.get("mirror") and not dcfg.get("max_size")
+            metric_data.append(dataset if full else open_dataset_from_config(
+                dict(dcfg, mirror=False, max_size=None), resolution=cfg["resolution"]))
+        records = compute_metrics(metric_names, trainer.G_ema, metric_data[0], mcfg, device=device, kimg=kimg,
+                                  generation=trainer.spec.name, rank=rank, world_size=world_size)
+        metric_records[:] = records
+        for record in records:
+            logger.log_metric(record, kimg)
+            if rank == 0:
+                text = ", ".join(f"{k} {v:.4g}" for k, v in record["results"].items())
+                print(f"[zoo] {kimg:.1f} kimg: {text}", flush=True)
+        return time.time() - t0
+
     def save_snapshot() -> str:
         state = trainer.state_dict()
         state["config"] = cfg
+        if metric_records:
+            state["metrics"] = copy.deepcopy(metric_records)
         state["dataset"] = {"name": dcfg.get("name"), "resolution": cfg["resolution"],
                             "num_images": len(dataset), "label_dim": trainer.c_dim}
         path = os.path.join(run_dir, ckpt_lib.SNAPSHOT_PATTERN.format(kimg=trainer.cur_nimg // 1000))
@@ -417,8 +448,9 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
     tick_nimg = max(int(float(cfg["tick_kimg"]) * 1000), 1)
     image_nimg = max(int(float(cfg["image_kimg"]) * 1000), 1)
     snap_nimg = max(int(float(cfg["snap_kimg"]) * 1000), 1)
+    metric_nimg = max(int(float(mcfg.get("every_kimg") or cfg["snap_kimg"]) * 1000), 1)
     tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
-    start_time = tick_start_time
+    start_time, start_nimg, metrics_time = tick_start_time, trainer.cur_nimg, 0.0
     last_snap_path = None
     stopped = False
     with _StopFlag() as stop:
@@ -458,6 +490,10 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                 tick_start_nimg, tick_start_time = cur, now
             if rank == 0 and (crossed(image_nimg) or done):
                 snapshot_grid(f"{cur // 1000:06d}")
+            if metric_names and (crossed(metric_nimg) or done) and not stop.requested:
+                spent = run_metrics(cur / 1000)
+                metrics_time += spent
+                tick_start_time += spent  # s/kimg measures training, not evaluation
             if rank == 0 and (crossed(snap_nimg) or done or stop.requested):
                 last_snap_path = save_snapshot()
             if stop.requested:
@@ -467,6 +503,12 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         progress.close()
     logger.close()
     if rank == 0:
+        wall = time.time() - start_time
+        trained = max(trainer.cur_nimg - start_nimg, 1)
+        update_job(run_dir, kimg=trainer.cur_nimg / 1000, wall_time=wall, metrics_time=metrics_time,
+                   sec_per_kimg=(wall - metrics_time) / trained * 1000, peak_mem_gb=_peak_memory_gb(device),
+                   peak_mem_kind="cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+                   last_checkpoint=last_snap_path)
         msg = "interrupted; state saved to" if stopped else "done; last checkpoint:"
         print(f"[zoo] {msg} {last_snap_path}", flush=True)
     if stopped:
