@@ -224,6 +224,20 @@ class CIFAR10Dataset(ImageDataset):
             raise DatasetError(f"CIFAR-10 at {source!r} is incomplete: missing {', '.join(missing)}. " + _fix())
         return out
 
+    # -- raw access (zoo.data.prepare) --------------------------------------------------------
+
+    @property
+    def raw_images(self) -> np.ndarray:
+        """Every image of the split, uint8 ``[N, 3, 32, 32]`` (a read-only view)."""
+        view = self._images.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def raw_class_labels(self) -> np.ndarray:
+        """The class index (0..9) of every image, int64 ``[N]`` (a copy)."""
+        return self._labels_int.copy()
+
     # -- dataset API ------------------------------------------------------------------------
 
     def _load_raw_image(self, raw_index: int) -> np.ndarray:

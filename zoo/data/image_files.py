@@ -68,11 +68,13 @@ def missing_path_error(path: str, what: str = "dataset", hint: Optional[str] = N
     base = os.path.basename(str(path).rstrip("/\\"))
     m = re.fullmatch(r"ffhq(\d+)\.zip", base, flags=re.IGNORECASE)
     if m:
+        if hint:  # the config's own advice (conf/data/ffhq.yaml: prepare_hint) replaces the generic one
+            return DatasetError(f"{msg} {str(hint).strip()}")
         res = int(m.group(1))
         msg += (
             f" Prepare FFHQ at {res}x{res} from the original images (github.com/NVlabs/ffhq-dataset) in "
-            f"{nvidia_format_help(res)}; e.g. dataset_tool.py --source=images1024x1024 --dest={base} "
-            f"--resolution={res}x{res}. Then place it at {path!r} or point the dataset path at it."
+            f"{nvidia_format_help(res)}; e.g. python -m zoo.data.prepare source=/path/to/ffhq/images1024x1024 "
+            f"dest={path} resolution={res} resize_filter=box (box reproduces the published FFHQ numbers)."
         )
     elif base.lower().endswith(".zip"):
         msg += f" Create it in {nvidia_format_help()}, or point the dataset path at an existing image folder/zip."
@@ -113,8 +115,8 @@ class _ImageFilesDataset(ImageDataset):
         if resolution is not None and int(resolution) != size:
             raise DatasetError(
                 f"dataset {self._path!r} has {size}x{size} images but resolution={int(resolution)} was requested. "
-                f"Either prepare the data at {int(resolution)}x{int(resolution)} (e.g. dataset_tool.py "
-                f"--resolution={int(resolution)}x{int(resolution)}, {nvidia_format_help(int(resolution))}) "
+                f"Either prepare the data at {int(resolution)}x{int(resolution)} (e.g. python -m zoo.data.prepare "
+                f"source=<images> dest=<out>.zip resolution={int(resolution)}, {nvidia_format_help(int(resolution))}) "
                 f"or set resolution={size} (or null to take it from the data)."
             )
         self._mode = mode
@@ -177,7 +179,8 @@ class _ImageFilesDataset(ImageDataset):
             )
         fix = (
             "All images must be square, the same size, with a power-of-two side (4, 8, ..., 1024). "
-            "Crop/resize the data first, e.g. dataset_tool.py --transform=center-crop --resolution=256x256."
+            "Crop/resize the data first, e.g. python -m zoo.data.prepare source=<images> dest=<out>.zip "
+            "resolution=256 transform=center-crop."
         )
         nonsquare = [f"{f} ({w}x{h})" for f, (w, h) in zip(self._image_fnames, sizes) if w != h]
         if nonsquare:
