@@ -20,4 +20,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from zoo.cli import listify_argv
+
+    sys.argv = listify_argv(sys.argv, (), always=("metrics.names",))  # metrics.names=fid2k needs no brackets
     main()

@@ -21,8 +21,9 @@ def _job(sweep, name, job=None, stats=(), metrics=(), overrides=()):
     return d
 
 
-PROTOCOL = {"detector": "cifar10-detector.pt", "detector_sha256": "ab" * 32, "num_gen": 2000, "num_real": 50000,
-            "dataset_name": "cifar10", "dataset_hash": "cd" * 16, "truncation_psi": 1.0}
+PROTOCOL = {"detector": "cifar10-detector", "detector_sha256": "ab" * 32, "num_gen": 2000, "num_real": 50000,
+            "dataset": {"name": "cifar10", "content_hash": "cd" * 16, "num_images": 50000, "mirror": False},
+            "truncation_psi": 1.0}
 
 
 def _fid(kimg, value, **extra):
@@ -75,7 +76,8 @@ def test_markdown_has_final_and_best_metrics_timing_and_protocol(sweep):
     assert sg2["fid2k_full final"] == "95.0" and sg2["fid2k_full best (kimg)"] == "90.0 (2)"   # lower is better
     assert sg2["status"].startswith("failed")
     assert "not started" in rows["2_stylegan3"]
-    assert "cifar10-detector.pt (abababab" in md and "2000 generated" in md and "50000 real" in md
+    assert "cifar10-detector (abababab" in md and "2000 generated" in md and "50000 real" in md
+    assert "data cifar10 (cdcdcdcdcd, 50000 images)" in md
     assert "not comparable" not in md
 
 
@@ -101,3 +103,54 @@ def test_cli_errors_and_output(sweep, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "report.md" in out and "| 0_progan" in out
     assert os.path.isfile(sweep / "report.png")
+
+
+def test_two_generation_sweep_with_metrics_produces_the_report(tmp_path):
+    """`python train.py -m model=stylegan2,stylegan3 ... metrics.names=fid1k_full` end to end, then
+    `python -m zoo.report`: one row per generation with its FID, parameters, timing and memory."""
+    import subprocess
+    import sys
+    import warnings
+
+    import torch
+
+    from conftest import ROOT
+
+    class Detector(torch.nn.Module):  # stand-in for a TorchScript feature network (same call)
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.proj = torch.nn.Linear(48, 16)
+
+        def forward(self, img: torch.Tensor, return_features: bool = True) -> torch.Tensor:
+            return self.proj(torch.nn.functional.adaptive_avg_pool2d(img.float() / 127.5 - 1, 4).flatten(1))
+
+    det = str(tmp_path / "det.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(Detector()).save(det)
+    sweep = tmp_path / "sweep"
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=ROOT, ZOO_CACHE=str(tmp_path / "cache"))
+    args = ["-m", "model=stylegan2,stylegan3", "data=shapes", "data.num_images=64", "resolution=16",
+            "model.channel_base=256", "model.channel_max=16", "model.z_dim=16", "model.w_dim=16",
+            "model.mapping_layers=2", "batch=8", "kimg=0.032", "tick_kimg=0.016", "snap_kimg=0.016",
+            "image_kimg=1", "metrics.names=[fid1k_full,kid1k_full]", "metrics.every_kimg=0.016",
+            f"metrics.detector={det}", "metrics.download=false", "logger=none", "progress=false",
+            "device=cpu", f"hydra.sweep.dir={sweep}"]
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-m", "zoo.report", str(sweep)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = report.collect(str(sweep))
+    assert [(j.name, j.status) for j in jobs] == [("0_stylegan2", "done"), ("1_stylegan3", "done")]
+    for job in jobs:
+        series = job.series()
+        assert [k for k, _ in series["fid1k_full"]] == [0.016, 0.032] and len(series["kid1k_full"]) == 2
+        assert job.job["params_G"] > 0 and job.sec_per_kimg > 0 and job.peak_mem_gb > 0
+        assert job.protocols()["fid1k_full"]["num_gen"] == 1000
+    md = (sweep / "report.md").read_text()
+    assert "| 0_stylegan2 | stylegan2 |" in md and "| 1_stylegan3 | stylegan3 | t | done |" in md
+    assert "det.pt" in md and "not comparable" not in md
+    assert Image.open(sweep / "report.png").size[0] >= 480

@@ -16,16 +16,19 @@ from zoo.config import ConfigError, parse_floats, parse_seeds, validate
 __all__ = ["train", "sample", "report_user_errors"]
 
 
-def listify_argv(argv, keys) -> list:
+def listify_argv(argv, keys, always=()) -> list:
     """``key=a,b`` -> ``key=[a,b]`` for list-valued keys, so ``seeds=1,5,9`` or ``translate=0.1,0``
-    need no brackets (Hydra would read the commas as a sweep). Left alone under ``-m``/``--multirun``."""
-    if "-m" in argv or "--multirun" in argv:
-        return list(argv)
+    need no brackets (Hydra would read the commas as a sweep); keys in ``always`` are lists even with
+    one value (``metrics.names=fid2k``). Under ``-m``/``--multirun`` commas mean a sweep, so only a
+    single value of an ``always`` key is wrapped."""
+    multirun = "-m" in argv or "--multirun" in argv
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key in keys and "," in value and not value.startswith(("[", "'", '"')):
-            arg = f"{key}=[{value}]"
+        key = key.lstrip("+")
+        if sep and value and not value.startswith(("[", "'", '"')):
+            if (key in always and (not multirun or "," not in value)) or (key in keys and "," in value and not multirun):
+                arg = f"{arg.partition('=')[0]}=[{value}]"
         out.append(arg)
     return out
 

@@ -175,7 +175,11 @@ class LoggerConfig:
 
 @dataclass
 class MetricsConfig:
-    """Quality metrics (``zoo.metrics``), during training and in ``python -m zoo.metrics``."""
+    """Quality metrics (``zoo.metrics``), during training and in ``python -m zoo.metrics``.
+
+    Names: ``fid{N}k[_full]``, ``kid{N}k[_full]``, ``pr{N}k3[_full]``, ``ppl2_{w|z}{end|full}``,
+    ``ppl_{w|z}{end|full}`` (cropped), ``eqt{N}k_int``, ``eqt{N}k_frac``, ``eqr{N}k`` (N: thousands
+    of samples; ``python -m zoo.metrics --help`` and ``zoo.metrics.metric_names_help()`` list them)."""
 
     names: List[str] = field(default_factory=list)  # e.g. [fid50k_full, kid50k_full, pr50k3_full, ppl2_wend] or [fid2k]
     every_kimg: Optional[float] = None  # training: run the metrics every this many kimg (null: at every snapshot) and at the end
@@ -185,20 +189,36 @@ class MetricsConfig:
     vgg_sha256: Optional[str] = None
     cache_dir: Optional[str] = None  # downloads and dataset statistics; null: $ZOO_CACHE or ~/.cache/zoo
     download: bool = True  # allow downloading the default detectors
-    batch: int = 64  # images per generator/detector call
+    cache: bool = True  # keep dataset statistics in <cache_dir>/metric-stats (reused while the data is unchanged)
+    batch: int = 64  # images per detector call (and per generated batch)
+    batch_gen: Optional[int] = None  # images per generator call; null: batch, at most 4 x 1024^2 pixels (4 at 1024 px)
+    workers: Optional[int] = None  # data-loading processes for the dataset pass; null: 3 on CUDA, 0 on CPU
     seed: int = 0  # latents, labels and subsets of every metric derive from it
 
 
 @dataclass
 class MetricsAppConfig:
-    """``python -m zoo.metrics ckpt=... metrics.names=[...] [data=...]``"""
+    """``python -m zoo.metrics ckpt=... metrics.names=[...] [data=...]`` (``conf/metrics.yaml``).
+
+    ``resolution`` is set from the generator (it only serves the ``${resolution}`` of data configs
+    such as ``conf/data/ffhq.yaml``). ``model``, ``kimg``, ``tick_kimg``, ``image_kimg`` and
+    ``snap_kimg`` are ignored: they exist so that ``data=shapes``, whose config also sets training
+    keys, composes here too."""
 
     ckpt: str = MISSING
     data: Optional[DataConfig] = None  # null: the dataset recorded in the checkpoint's training config
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     which: str = "G_ema"
     device: str = "auto"
+    gpus: int = 1  # processes (one per GPU with NCCL, or gloo CPU workers), as NVIDIA's calc_metrics --gpus
     out: Optional[str] = None  # results file (jsonl, appended); null: metrics.jsonl next to the checkpoint
+    progress: bool = True  # progress bars
+    resolution: Optional[int] = None  # set from the generator; do not pass
+    model: Any = None  # ignored (set by data=shapes)
+    kimg: Any = None  # ignored (set by data=shapes)
+    tick_kimg: Any = None  # ignored
+    image_kimg: Any = None  # ignored
+    snap_kimg: Any = None  # ignored
 
 
 @dataclass
@@ -394,8 +414,24 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         raise ConfigError("logger", f"unknown logger {cfg.logger.name!r}", "use logger=wandb or logger=none")
     if cfg.logger.mode not in ("offline", "online", "disabled"):
         raise ConfigError("logger.mode", f"unknown wandb mode {cfg.logger.mode!r}", "use offline, online or disabled")
+    _validate_metrics(cfg)
     if check_data:
         _validate_data(cfg)
+
+
+def _validate_metrics(cfg: DictConfig) -> None:
+    metrics = cfg.get("metrics")
+    if metrics is None:
+        return
+    if metrics.every_kimg is not None and metrics.every_kimg <= 0:
+        raise ConfigError("metrics.every_kimg", f"must be > 0, got {metrics.every_kimg}",
+                          "use e.g. metrics.every_kimg=50, or null to evaluate at every snapshot")
+    if metrics.batch < 1:
+        raise ConfigError("metrics.batch", f"must be >= 1, got {metrics.batch}", "use e.g. metrics.batch=64")
+    if metrics.names:
+        from zoo.metrics import check_metric_names
+
+        check_metric_names(list(metrics.names))  # ConfigError naming the bad name and the valid forms
 
 
 def _validate_growing(cfg: DictConfig) -> None:

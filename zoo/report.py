@@ -218,10 +218,13 @@ def _protocol_text(p: Dict[str, Any]) -> str:
         parts.append(f"{p['num_gen']} generated")
     if p.get("num_real") is not None:
         parts.append(f"{p['num_real']} real")
-    data = p.get("dataset_name") or p.get("dataset")
-    if data:
+    data = p.get("dataset")
+    if isinstance(data, dict):
+        parts.append(f"data {data.get('name')} ({str(data.get('content_hash', ''))[:10]}, {data.get('num_images')} images"
+                     f"{', x-flips' if data.get('mirror') else ''})")
+    elif data or p.get("dataset_name"):
         h = p.get("dataset_hash") or ""
-        parts.append(f"data {data}" + (f" ({str(h)[:10]})" if h else ""))
+        parts.append(f"data {data or p.get('dataset_name')}" + (f" ({str(h)[:10]})" if h else ""))
     if p.get("truncation_psi") is not None:
         parts.append(f"ψ={p['truncation_psi']}")
     return ", ".join(parts)
@@ -229,7 +232,7 @@ def _protocol_text(p: Dict[str, Any]) -> str:
 
 def _comparable(p: Dict[str, Any]) -> Dict[str, Any]:
     """Protocol fields that must agree for two jobs' numbers to be comparable."""
-    drop = {"kimg", "generation", "real_stats_cached", "reals_cached", "time", "timestamp", "total_time"}
+    drop = {"kimg", "generation", "real_stats_cached", "world_size", "timestamp", "total_time"}
     return {k: v for k, v in p.items() if k not in drop}
 
 

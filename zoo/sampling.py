@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from zoo.utils import file_sha256, to_uint8, z_from_seed
+from zoo.utils import to_uint8, z_from_seed
 
 __all__ = [
     "has_styles", "noise_inputs", "layer_resolutions", "parse_layers", "z_from_seeds", "ws_from_seeds",
@@ -379,7 +379,9 @@ def noise_variations(G, ws: torch.Tensor, n: int = 8, noise_layers: Any = None, 
 # ------------------------------------------------------------------------------------------------
 
 def _cache_dir() -> str:
-    return os.environ.get("ZOO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "zoo"))
+    from zoo.metrics.detectors import cache_dir
+
+    return cache_dir()
 
 
 def load_vgg16(spec: Optional[str] = "auto", sha256: Optional[str] = None, download: bool = True,
@@ -388,53 +390,30 @@ def load_vgg16(spec: Optional[str] = "auto", sha256: Optional[str] = None, downl
     ``vgg16(img, resize_images=False, return_lpips=True)`` on ``[N, 3, H, W]`` float images in
     [0, 255]. ``spec``: a local ``.pt`` path; ``'auto'`` for the cached copy of NVIDIA's file
     (``$ZOO_CACHE`` or ``~/.cache/zoo``, downloaded from :data:`VGG16_URL` on first use if
-    ``download``); ``None`` / ``'none'`` for no network. The checksum is ``sha256`` when given,
-    otherwise the one recorded when the file was first downloaded (trust on first use); a mismatch
-    is an error. Returns None (with a warning) when no network can be had."""
+    ``download``, by :func:`zoo.metrics.detectors.cached_download`, the metrics' downloader);
+    ``None`` / ``'none'`` for no network. The checksum is ``sha256`` when given, otherwise the one
+    recorded when the file was first downloaded (trust on first use); a mismatch is an error.
+    Returns None (with a warning) when no network can be had."""
+    from zoo.metrics.detectors import DetectorError, cached_download, load_torchscript, verify_sha256
+
     if spec is None or str(spec).lower() in ("none", "null", "mse"):
         return None
     if str(spec).lower() == "auto":
-        path = os.path.join(_cache_dir(), "vgg16.pt")
-        if not os.path.isfile(path):
-            if not download:
-                warnings.warn(f"no VGG16 at {path} and downloads are off")
-                return None
-            try:
-                import urllib.request
-
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                print(f"[zoo] downloading {VGG16_URL} -> {path}", flush=True)
-                tmp = path + ".part"
-                with urllib.request.urlopen(VGG16_URL, timeout=60) as r, open(tmp, "wb") as f:
-                    while True:
-                        chunk = r.read(1 << 20)
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                digest = file_sha256(tmp)
-                if sha256 and digest != sha256.lower():
-                    os.unlink(tmp)
-                    raise ValueError(f"vgg16.pt checksum mismatch: got {digest}, expected {sha256}")
-                os.replace(tmp, path)
-                with open(path + ".sha256", "w") as f:
-                    f.write(digest + "\n")
-            except (OSError, ValueError) as e:
+        try:
+            path = cached_download(VGG16_URL, "vgg16.pt", sha256=sha256, download=download, cache=_cache_dir(),
+                                   key="vgg", sha_key="vgg_sha256", what="the VGG16 feature network")
+        except DetectorError as e:
+            if e.reason == "offline":
+                warnings.warn(f"no VGG16 at {e.path} and downloads are off")
+            else:
                 warnings.warn(f"could not download the VGG16 feature network ({e}); pass vgg=PATH to a local copy")
-                return None
-        recorded = sha256
-        if recorded is None and os.path.isfile(path + ".sha256"):
-            with open(path + ".sha256") as f:
-                recorded = f.read().strip()
+            return None
     else:
         path = os.path.expanduser(str(spec))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"VGG16 TorchScript file not found: {path!r}")
-        recorded = sha256
-    if recorded and file_sha256(path) != recorded.lower():
-        raise ValueError(f"{path}: sha256 {file_sha256(path)} does not match the expected {recorded}; delete it to re-download")
-    with warnings.catch_warnings():  # NVIDIA's detectors are TorchScript files; torch now flags jit as deprecated
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(path, map_location=device).eval()
+        verify_sha256(path, sha256, key="vgg_sha256")
+    return load_torchscript(path, device)
 
 
 def _noise_regularizer(maps: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -363,6 +363,28 @@ def _render_grid(G, z, c, device, batch: int, cols: int, rows: int) -> np.ndarra
     return make_grid(to_uint8(torch.cat(imgs)), cols, rows)
 
 
+def _applicable_metrics(names: List[str], trainer: Trainer, run_dir: Optional[str]) -> List[str]:
+    """The metrics that exist for this generation. One list can serve a sweep over generations: EQ
+    (StyleGAN3 only) and W-space PPL (not ProGAN) are skipped elsewhere, with a note in job.json."""
+    if not names:
+        return []
+    from zoo.metrics import check_applicable
+    from zoo.sampling import NotApplicable
+
+    keep, skipped = [], {}
+    for name in names:
+        try:
+            check_applicable([name], trainer.G, trainer.spec.name)
+            keep.append(name)
+        except NotApplicable as e:
+            skipped[name] = str(e)
+    if skipped and run_dir is not None:
+        for reason in skipped.values():
+            print(f"[zoo] metric skipped: {reason}", flush=True)
+        update_job(run_dir, metrics_skipped=skipped)
+    return keep
+
+
 def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_size: int = 1,
                   device: Optional[torch.device] = None, resume_path: Optional[str] = None,
                   dataset=None) -> Trainer:
@@ -395,7 +417,7 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         logger.log_image("samples", grid, trainer.cur_nimg / 1000)
 
     mcfg = dict(cfg.get("metrics") or {})
-    metric_names = list(mcfg.get("names") or [])
+    metric_names = _applicable_metrics(list(mcfg.get("names") or []), trainer, run_dir if rank == 0 else None)
     metric_records: List[Dict[str, Any]] = []
     metric_data = []  # the dataset the metrics compare with, opened on first use
 
