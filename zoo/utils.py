@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import IO, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["to_uint8", "make_grid", "save_image", "resolve_device", "z_from_seed", "tune_cpu_allocator"]
+__all__ = ["to_uint8", "make_grid", "save_image", "resolve_device", "z_from_seed", "tune_cpu_allocator",
+           "file_sha256", "atomic_write", "umask"]
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -88,3 +89,33 @@ def file_sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def umask() -> int:
+    """The process umask (read without changing it for longer than the call)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str, write: Callable[[IO], None], binary: bool = True) -> str:
+    """Call ``write(f)`` on a temporary file in ``path``'s directory, fsync, give it the usual
+    permissions (0666 & ~umask; temporary files start as 0600) and rename it over ``path``. An
+    interrupted write never leaves a truncated or half-written ``path`` behind."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -90,6 +90,7 @@ import PIL.Image
 from omegaconf import MISSING
 
 from zoo.config import ConfigError
+from zoo.utils import umask
 
 from .base import DatasetError, is_power_of_two
 from .cifar import ARCHIVE as CIFAR_ARCHIVE
@@ -449,12 +450,6 @@ def _worker_run(job):
 # Destination: a temporary next to dest, renamed into place
 # ------------------------------------------------------------------------------------------------
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -501,9 +496,9 @@ class _Writer:
         if self.zf is not None:
             self.zf.close()
             self.zf = None
-            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+            os.chmod(self.tmp, 0o666 & ~umask())  # mkstemp makes 0600
         else:
-            os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+            os.chmod(self.tmp, 0o777 & ~umask())  # mkdtemp makes 0700
         dest = self.dest
         if os.path.lexists(dest):
             empty_dir = os.path.isdir(dest) and not os.path.islink(dest) and not os.listdir(dest)

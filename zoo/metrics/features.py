@@ -31,13 +31,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from zoo.metrics.detectors import Detector
+from zoo.utils import atomic_write
 
 __all__ = ["FeatureStats", "CAPTURES", "real_indices", "dataset_labels", "generated_images",
            "stats_cache_key", "stats_cache_path", "load_cached_stats", "save_cached_stats",
@@ -187,17 +187,7 @@ def load_cached_stats(path: str, key: Dict[str, Any]) -> Optional[FeatureStats]:
 def save_cached_stats(path: str, key: Dict[str, Any], stats: FeatureStats) -> str:
     """Write ``stats`` and ``key`` to ``path`` atomically (temporary file in the same directory,
     then ``os.replace``)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, key=np.array(json.dumps(key, sort_keys=True)), **stats.to_arrays())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, key=np.array(json.dumps(key, sort_keys=True)), **stats.to_arrays()))
 
 
 # ------------------------------------------------------------------------------------------------

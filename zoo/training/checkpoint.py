@@ -14,10 +14,11 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tempfile
 from typing import Any, Dict, Optional
 
 import torch
+
+from zoo.utils import atomic_write
 
 FORMAT = "zoo-checkpoint"
 FORMAT_VERSION = 1
@@ -33,22 +34,9 @@ class CheckpointError(ValueError):
 
 
 def atomic_torch_save(path: str, obj: Any) -> str:
-    """``torch.save`` to a temporary file in the same directory, fsync, then rename over ``path``:
-    an interrupted write never leaves a truncated file behind."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save`` through :func:`zoo.utils.atomic_write`: an interrupted write never leaves a
+    truncated file behind."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(path: str, state: Dict[str, Any]) -> str:

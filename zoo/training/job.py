@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from typing import Any, Dict
+
+from zoo.utils import atomic_write
 
 __all__ = ["JOB_FILE", "read_job", "update_job"]
 
@@ -31,13 +32,5 @@ def update_job(run_dir: str, **fields: Any) -> Dict[str, Any]:
     os.makedirs(run_dir, exist_ok=True)
     info = read_job(run_dir)
     info.update(fields, updated=time.time())
-    fd, tmp = tempfile.mkstemp(prefix=".job-", suffix=".json", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f, indent=1, default=str)
-        os.replace(tmp, os.path.join(run_dir, JOB_FILE))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(os.path.join(run_dir, JOB_FILE), lambda f: json.dump(info, f, indent=1, default=str), binary=False)
     return info

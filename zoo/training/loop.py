@@ -416,6 +416,7 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         save_image(grid, path, size=256)
         logger.log_image("samples", grid, trainer.cur_nimg / 1000)
 
+    data_hash = dataset.content_hash() if rank == 0 else None  # recorded in every checkpoint
     mcfg = dict(cfg.get("metrics") or {})
     metric_names = _applicable_metrics(list(mcfg.get("names") or []), trainer, run_dir if rank == 0 else None)
     metric_records: List[Dict[str, Any]] = []
@@ -445,8 +446,8 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         state["config"] = cfg
         if metric_records:
             state["metrics"] = copy.deepcopy(metric_records)
-        state["dataset"] = {"name": dcfg.get("name"), "resolution": cfg["resolution"],
-                            "num_images": len(dataset), "label_dim": trainer.c_dim}
+        state["dataset"] = {"name": dcfg.get("name"), "resolution": cfg["resolution"], "num_images": len(dataset),
+                            "label_dim": trainer.c_dim, "content_hash": data_hash}
         path = os.path.join(run_dir, ckpt_lib.SNAPSHOT_PATTERN.format(kimg=trainer.cur_nimg // 1000))
         return ckpt_lib.save_checkpoint(path, state)
 
