@@ -39,7 +39,7 @@ def sweep(tmp_path):
         "hydra:\n  overrides:\n    task:\n    - model=progan,stylegan2,stylegan3\n    - kimg=4\n")
     _job(s, "0_progan", overrides=["model=progan", "kimg=4"],
          job={"status": "done", "generation": "progan", "params_G": 123456, "params_D": 654321, "kimg": 4.0,
-              "kimg_target": 4, "sec_per_kimg": 12.5, "peak_mem_gb": 1.5, "peak_mem_kind": "process_max_rss",
+              "kimg_target": 4, "sec_per_kimg": 12.5, "peak_mem_gb": 1.5, "peak_mem_kind": "process_peak_rss",
               "wall_time": 75.0},
          stats=[{"kimg": 1.0, "Timing/sec_per_kimg": 12.0}],
          metrics=[_fid(2.0, 150.0), _fid(4.0, 120.0)])

@@ -285,11 +285,12 @@ def render_markdown(jobs: Sequence[JobReport], sweep_dir: str) -> str:
             bk, bv = _best(key, pts)
             row += [_fmt(pts[-1][1]), f"{_fmt(bv)} ({bk:g})"]
         mem = job.peak_mem_gb
-        mem_text = "–" if mem is None else f"{mem:.2f} GB" + (" RSS" if job.job.get("peak_mem_kind") == "process_max_rss" else "")
+        mem_text = "–" if mem is None else f"{mem:.2f} GB" + (" RSS" if job.job.get("peak_mem_kind") == "process_peak_rss" else "")
         row += [_fmt(job.sec_per_kimg), mem_text, _duration(job.wall_time)]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "s/kimg: training time per thousand real images shown to D, metric evaluation excluded. "
-              "Peak memory: CUDA max allocated on GPU, process max RSS on CPU.", ""]
+              "Peak memory: of training (metric evaluation is measured apart, `metrics_peak_mem_gb` in job.json), "
+              "CUDA max allocated on GPU, peak resident set of the process on CPU.", ""]
     overrides = [f"- `{job.name}`: {' '.join(job.overrides) or '–'}" for job in jobs]
     lines += ["Overrides per job:", *overrides, ""]
     return "\n".join(lines)

@@ -337,10 +337,31 @@ class _StopFlag:
 
 
 def _peak_memory_gb(device: torch.device) -> float:
+    """Peak memory since the last :func:`_reset_peak_memory`: CUDA max allocated, or on CPU the
+    process's peak resident set (VmHWM, falling back to the lifetime ru_maxrss)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 30
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss_kb / 2 ** 20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2 ** 20
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window, so a job of a sweep (one process) or the training after a
+    metric evaluation is measured on its own."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:  # Linux: "5" resets VmHWM to the current RSS
+            f.write("5")
+    except OSError:
+        pass
 
 
 _POSTFIX = {"Loss/G/loss": "G", "Loss/D/loss": "D", "Loss/r1_penalty": "r1", "Loss/pl_mean": "pl",
@@ -474,6 +495,8 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
     metric_nimg = max(int(float(mcfg.get("every_kimg") or cfg["snap_kimg"]) * 1000), 1)
     tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
     start_time, start_nimg, metrics_time = tick_start_time, trainer.cur_nimg, 0.0
+    train_peak = metrics_peak = 0.0
+    _reset_peak_memory(device)
     last_snap_path = None
     stopped = False
     with _StopFlag() as stop:
@@ -514,7 +537,11 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
             if rank == 0 and (crossed(image_nimg) or done):
                 snapshot_grid(f"{cur // 1000:06d}")
             if metric_names and (crossed(metric_nimg) or done) and not stop.requested:
+                train_peak = max(train_peak, _peak_memory_gb(device))
+                _reset_peak_memory(device)
                 spent = run_metrics(cur / 1000)
+                metrics_peak = max(metrics_peak, _peak_memory_gb(device))
+                _reset_peak_memory(device)
                 metrics_time += spent
                 tick_start_time += spent  # s/kimg measures training, not evaluation
             if rank == 0 and (crossed(snap_nimg) or done or stop.requested):
@@ -529,8 +556,9 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         wall = time.time() - start_time
         trained = max(trainer.cur_nimg - start_nimg, 1)
         update_job(run_dir, kimg=trainer.cur_nimg / 1000, wall_time=wall, metrics_time=metrics_time,
-                   sec_per_kimg=(wall - metrics_time) / trained * 1000, peak_mem_gb=_peak_memory_gb(device),
-                   peak_mem_kind="cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+                   sec_per_kimg=(wall - metrics_time) / trained * 1000,
+                   peak_mem_gb=max(train_peak, _peak_memory_gb(device)), metrics_peak_mem_gb=metrics_peak or None,
+                   peak_mem_kind="cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
                    last_checkpoint=last_snap_path)
         msg = "interrupted; state saved to" if stopped else "done; last checkpoint:"
         print(f"[zoo] {msg} {last_snap_path}", flush=True)
