@@ -1,6 +1,10 @@
 import os
+import pickle
+import warnings
 
+import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -36,3 +40,72 @@ TINY = ["logger=none", "resolution=16", "model.channel_base=256", "model.channel
 @pytest.fixture
 def tiny_overrides(tmp_path):
     return TINY + [f"run_root={tmp_path}/runs"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Stand-ins for downloaded files (no test touches the network)
+# ------------------------------------------------------------------------------------------------
+
+class TinyDetector(torch.nn.Module):
+    """Stand-in for NVIDIA's Inception/VGG feature TorchScript (same call): fixed random features of
+    the 4x4 average-pooled image."""
+
+    def __init__(self, dim: int = 16, seed: int = 3):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.proj = torch.nn.Linear(3 * 16, dim)
+
+    def forward(self, img: torch.Tensor, return_features: bool = True) -> torch.Tensor:
+        x = torch.nn.functional.adaptive_avg_pool2d(img.float() / 127.5 - 1, 4).flatten(1)
+        return torch.tanh(self.proj(x) * 2)
+
+
+class VGGStandIn(torch.nn.Module):
+    """Stand-in for NVIDIA's VGG16/LPIPS TorchScript (same call signature): fixed random conv
+    features, unit-normalised per position like LPIPS, flattened."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor, resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
+        x = x / 127.5 - 1
+        f1 = torch.relu(self.conv1(x))
+        f2 = torch.relu(self.conv2(f1))
+        out = []
+        for f in [f1, f2]:
+            f = f / (f.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
+            out.append(f.flatten(1) / (f.shape[2] * f.shape[3]) ** 0.5)
+        return torch.cat(out, dim=1)
+
+
+def save_torchscript(module: torch.nn.Module, path: str) -> str:
+    """Script and save ``module`` (torch flags TorchScript as deprecated; NVIDIA's files are TorchScript)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(module.eval()).save(path)
+    return path
+
+
+def write_fake_cifar(root, per_batch=4, protocol=pickle.HIGHEST_PROTOCOL, seed=0):
+    """A tiny stand-in for ``cifar-10-batches-py`` in the official format (checksums differ).
+    Returns the folder, the training images as ``[N, 3072]`` uint8 rows and their labels."""
+    d = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(d, exist_ok=True)
+    rnd = np.random.RandomState(seed)
+    all_data, all_labels = [], []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rnd.randint(0, 256, size=[per_batch, 3072], dtype=np.uint8)
+        labels = [int(v) for v in rnd.randint(0, 10, per_batch)]
+        with open(os.path.join(d, name), "wb") as f:
+            pickle.dump({"batch_label": name, "labels": labels, "data": data,
+                         "filenames": [f"{name}_{i}.png" for i in range(per_batch)]}, f, protocol=protocol)
+        if name != "test_batch":
+            all_data.append(data)
+            all_labels += labels
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(os.path.join(d, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, f, protocol=protocol)
+    return d, np.concatenate(all_data), np.asarray(all_labels)

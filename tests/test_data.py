@@ -15,6 +15,7 @@ import PIL.Image
 import pytest
 import torch
 
+from conftest import write_fake_cifar
 from zoo.data import (
     DatasetError,
     InfiniteSampler,
@@ -264,25 +265,7 @@ def test_to_float():
 # CIFAR-10 (fake local data; never downloads)
 # ---------------------------------------------------------------------------------------------
 
-def _write_fake_cifar(root, per_batch=4, protocol=pickle.HIGHEST_PROTOCOL):
-    """A tiny stand-in for cifar-10-batches-py with the official format (checksums differ)."""
-    d = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(d, exist_ok=True)
-    rnd = np.random.RandomState(0)
-    all_data, all_labels = [], []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rnd.randint(0, 256, size=[per_batch, 3072], dtype=np.uint8)
-        labels = [int(v) for v in rnd.randint(0, 10, per_batch)]
-        with open(os.path.join(d, name), "wb") as f:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data,
-                         "filenames": [f"{name}_{i}.png" for i in range(per_batch)]}, f, protocol=protocol)
-        if name != "test_batch":
-            all_data.append(data)
-            all_labels += labels
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    with open(os.path.join(d, "batches.meta"), "wb") as f:
-        pickle.dump({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, f, protocol=protocol)
-    return d, np.concatenate(all_data), np.asarray(all_labels)
+
 
 
 def _as_official_pickles(batch_dir):
@@ -297,7 +280,7 @@ def _as_official_pickles(batch_dir):
 
 @pytest.mark.parametrize("protocol", [2, "official", pickle.HIGHEST_PROTOCOL])
 def test_cifar10_from_directory(tmp_path, protocol):
-    batches, data, labels = _write_fake_cifar(str(tmp_path), protocol=2 if protocol == "official" else protocol)
+    batches, data, labels = write_fake_cifar(str(tmp_path), protocol=2 if protocol == "official" else protocol)
     if protocol == "official":
         _as_official_pickles(batches)
         with open(os.path.join(batches, "data_batch_1"), "rb") as fp:
@@ -318,7 +301,7 @@ def test_cifar10_from_directory(tmp_path, protocol):
 
 def test_cifar10_from_archive(tmp_path):
     src = tmp_path / "src"
-    batches, data, labels = _write_fake_cifar(str(src))
+    batches, data, labels = write_fake_cifar(str(src))
     archive = tmp_path / "dl" / "cifar-10-python.tar.gz"
     archive.parent.mkdir()
     with tarfile.open(archive, "w:gz") as tar:
@@ -346,7 +329,7 @@ def test_cifar10_missing_and_download(tmp_path, monkeypatch):
     class FakeCIFAR10:
         def __init__(self, root, train=True, download=False):
             calls.append((root, train, download))
-            _write_fake_cifar(root)
+            write_fake_cifar(root)
 
     import torchvision.datasets
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
@@ -356,7 +339,7 @@ def test_cifar10_missing_and_download(tmp_path, monkeypatch):
 
 def test_cifar10_refuses_code_in_pickle(tmp_path):
     d = tmp_path / "cifar-10-batches-py"
-    _write_fake_cifar(str(tmp_path))
+    write_fake_cifar(str(tmp_path))
 
     class Evil:
         def __reduce__(self):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import zoo.metrics as M
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, TinyDetector, compose_cfg
 from zoo import registry
 from zoo import sampling as S
 from zoo.config import ConfigError
@@ -41,18 +41,7 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", only_files)
 
 
-class _TinyDetector(torch.nn.Module):
-    """Stand-in for NVIDIA's Inception/VGG TorchScript (same call): fixed random features of the
-    4x4 average-pooled image."""
 
-    def __init__(self, dim: int = 16, seed: int = 3):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.proj = torch.nn.Linear(3 * 16, dim)
-
-    def forward(self, img: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-        x = torch.nn.functional.adaptive_avg_pool2d(img.float() / 127.5 - 1, 4).flatten(1)
-        return torch.tanh(self.proj(x) * 2)
 
 
 def _images(n, seed=0, channels=3):
@@ -66,7 +55,7 @@ def files(tmp_path_factory):
     det = str(root / "tiny-detector.pt")
     with warnings.catch_warnings():  # torch flags TorchScript as deprecated; NVIDIA's detectors are TorchScript
         warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(_TinyDetector().eval()).save(det)
+        torch.jit.script(TinyDetector().eval()).save(det)
     data = write_dataset(str(root / "tiny.zip"), _images(40), labels=[i % 3 for i in range(40)])
     torch.manual_seed(0)
     G = registry.get("stylegan2").build_generator(**SMALL_G).eval().requires_grad_(False)

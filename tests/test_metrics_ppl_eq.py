@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import VGGStandIn
 from zoo import registry
 from zoo.metrics import equivariance as EQ
 from zoo.metrics import ppl as PPL
@@ -37,25 +38,7 @@ def _build(name, res=16, seed=0, **extra):
 # Stand-ins
 # ------------------------------------------------------------------------------------------------
 
-class _TinyFeatures(torch.nn.Module):
-    """A VGG16/LPIPS stand-in with NVIDIA's call signature: fixed random conv features,
-    unit-normalised per position, flattened."""
 
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(1)
-        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor, resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
-        x = x / 127.5 - 1
-        f1 = torch.relu(self.conv1(x))
-        f2 = torch.relu(self.conv2(f1))
-        out = []
-        for f in [f1, f2]:
-            f = f / (f.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
-            out.append(f.flatten(1) / (f.shape[2] * f.shape[3]) ** 0.5)
-        return torch.cat(out, dim=1)
 
 
 class _LinearFeatures(torch.nn.Module):
@@ -349,7 +332,7 @@ def test_ppl_closed_form(sampling):
 
 def test_ppl_deterministic_and_restores_noise():
     G = _build("stylegan2")
-    vgg = _script(_TinyFeatures())
+    vgg = _script(VGGStandIn())
     noise = {name: m.noise_const.clone() for name, m, _ in noise_inputs(G)}
     assert noise
     a = compute_ppl(G, vgg, num_samples=6, batch_size=4, seed=3)
@@ -364,7 +347,7 @@ def test_ppl_deterministic_and_restores_noise():
 
 def test_ppl_progan_z_space_only():
     G = _build("progan")
-    vgg = _script(_TinyFeatures())
+    vgg = _script(VGGStandIn())
     with pytest.raises(NotApplicable, match="mapping network"):
         compute_ppl(G, vgg, num_samples=4)
     v = compute_ppl(G, vgg, num_samples=4, space="z", batch_size=2)
@@ -374,7 +357,7 @@ def test_ppl_progan_z_space_only():
 
 def test_ppl_conditional_needs_labels():
     G = _build("stylegan", c_dim=4)
-    vgg = _script(_TinyFeatures())
+    vgg = _script(VGGStandIn())
     with pytest.raises(ValueError, match="labels"):
         compute_ppl(G, vgg, num_samples=2)
     with pytest.raises(ValueError, match=r"\[N, 4\]"):

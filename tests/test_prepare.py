@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pickle
 import subprocess
 import sys
 import tarfile
@@ -19,7 +18,7 @@ from zoo.data import DatasetError, open_dataset
 from zoo.data import prepare as prep
 from zoo.data.prepare import format_summary, prepare_dataset
 
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, compose_cfg, write_fake_cifar
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,25 +365,12 @@ def test_channels_gray_mixed_rgba_palette(tmp_path):
 # CIFAR-10, max_images
 # ---------------------------------------------------------------------------------------------
 
-def _fake_cifar(root, per_batch=3):
-    d = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(d)
-    rnd = np.random.RandomState(1)
-    data_all, labels_all = [], []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rnd.randint(0, 256, size=[per_batch, 3072], dtype=np.uint8)
-        labels = [int(v) for v in rnd.randint(0, 10, per_batch)]
-        with open(os.path.join(d, name), "wb") as f:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data}, f, protocol=2)
-        if name != "test_batch":
-            data_all.append(data)
-            labels_all += labels
-    images = np.concatenate(data_all).reshape(-1, 3, 32, 32)
-    return d, images, np.asarray(labels_all)
+
 
 
 def test_cifar10_archive_and_folder_keep_labels(tmp_path):
-    batches, images, labels = _fake_cifar(str(tmp_path / "raw"))
+    batches, rows, labels = write_fake_cifar(str(tmp_path / "raw"), per_batch=3, seed=1)
+    images = rows.reshape(-1, 3, 32, 32)
     archive = str(tmp_path / "cifar-10-python.tar.gz")
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(batches, arcname="cifar-10-batches-py")

@@ -110,25 +110,10 @@ def test_two_generation_sweep_with_metrics_produces_the_report(tmp_path):
     `python -m zoo.report`: one row per generation with its FID, parameters, timing and memory."""
     import subprocess
     import sys
-    import warnings
 
-    import torch
+    from conftest import ROOT, TinyDetector, save_torchscript
 
-    from conftest import ROOT
-
-    class Detector(torch.nn.Module):  # stand-in for a TorchScript feature network (same call)
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.proj = torch.nn.Linear(48, 16)
-
-        def forward(self, img: torch.Tensor, return_features: bool = True) -> torch.Tensor:
-            return self.proj(torch.nn.functional.adaptive_avg_pool2d(img.float() / 127.5 - 1, 4).flatten(1))
-
-    det = str(tmp_path / "det.pt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(Detector()).save(det)
+    det = save_torchscript(TinyDetector(), str(tmp_path / "det.pt"))
     sweep = tmp_path / "sweep"
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=ROOT, ZOO_CACHE=str(tmp_path / "cache"))
     args = ["-m", "model=stylegan2,stylegan3", "data=shapes", "data.num_images=64", "resolution=16",

@@ -14,7 +14,7 @@ from PIL import Image
 
 import zoo
 from zoo.utils import file_sha256
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, VGGStandIn, compose_cfg
 from zoo import cli, registry
 from zoo import sampling as S
 from zoo.config import ConfigError
@@ -203,30 +203,12 @@ def test_mp4_needs_imageio_ffmpeg(tmp_path, monkeypatch, capsys):
 # Projection
 # ------------------------------------------------------------------------------------------------
 
-class _TinyFeatures(torch.nn.Module):
-    """A stand-in for NVIDIA's VGG16 TorchScript (same call signature): fixed random conv features,
-    unit-normalised per position like LPIPS, flattened."""
 
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(1)
-        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor, resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
-        x = x / 127.5 - 1
-        f1 = torch.relu(self.conv1(x))
-        f2 = torch.relu(self.conv2(f1))
-        out = []
-        for f in [f1, f2]:
-            f = f / (f.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
-            out.append(f.flatten(1) / (f.shape[2] * f.shape[3]) ** 0.5)
-        return torch.cat(out, dim=1)
 
 
 def _vgg_file(tmp_path):
     path = str(tmp_path / "vgg16-standin.pt")
-    torch.jit.script(_TinyFeatures().eval()).save(path)
+    torch.jit.script(VGGStandIn().eval()).save(path)
     return path
 
 

@@ -130,8 +130,11 @@ def _planned_jobs(sweep_dir: str) -> List[List[str]]:
     path = os.path.join(sweep_dir, "multirun.yaml")
     if not os.path.isfile(path):
         return []
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    try:  # Hydra's own expansion of the sweep (a private module: without it, the job directories still count)
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+    except ImportError:
+        return []
     from omegaconf import OmegaConf
 
     task = list(OmegaConf.load(path).hydra.overrides.task)
@@ -285,7 +288,7 @@ def render_markdown(jobs: Sequence[JobReport], sweep_dir: str) -> str:
             bk, bv = _best(key, pts)
             row += [_fmt(pts[-1][1]), f"{_fmt(bv)} ({bk:g})"]
         mem = job.peak_mem_gb
-        mem_text = "–" if mem is None else f"{mem:.2f} GB" + (" RSS" if job.job.get("peak_mem_kind") == "process_peak_rss" else "")
+        mem_text = "–" if mem is None else f"{mem:.2f} GB" + {"process_peak_rss": " RSS", "process_lifetime_peak_rss": " RSS (process lifetime)"}.get(job.job.get("peak_mem_kind"), "")
         row += [_fmt(job.sec_per_kimg), mem_text, _duration(job.wall_time)]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "s/kimg: training time per thousand real images shown to D, metric evaluation excluded. "

@@ -35,7 +35,7 @@ from PIL import Image
 from zoo.utils import to_uint8, z_from_seed
 
 __all__ = [
-    "has_styles", "noise_inputs", "layer_resolutions", "parse_layers", "z_from_seeds", "ws_from_seeds",
+    "has_styles", "generation_name", "noise_inputs", "layer_resolutions", "parse_layers", "z_from_seeds", "ws_from_seeds",
     "synthesize", "style_mix", "interpolate", "interpolation_path", "slerp", "truncate", "truncation_strip",
     "noise_variations", "project", "load_vgg16", "save_animation", "save_mp4", "to_uint8", "VGG16_URL",
     "PRESETS", "NotApplicable", "render_projection",
@@ -51,7 +51,8 @@ class NotApplicable(ValueError):
     """The operation does not exist for this generation (e.g. style mixing on ProGAN)."""
 
 
-def _name(G) -> str:
+def generation_name(G) -> str:
+    """The generation of ``G`` (``G.generation`` as set by :func:`zoo.load`, else its module name)."""
     return getattr(G, "generation", type(G).__module__.rsplit(".", 1)[-1])
 
 
@@ -62,7 +63,7 @@ def has_styles(G) -> bool:
 
 def _require_styles(G, what: str) -> None:
     if not has_styles(G):
-        raise NotApplicable(f"{what} needs a mapping network and styles, and a {_name(G)} generator has none "
+        raise NotApplicable(f"{what} needs a mapping network and styles, and a {generation_name(G)} generator has none "
                             "(ProGAN maps z straight to images); use mode=images or mode=interpolate space=z")
 
 
@@ -354,7 +355,7 @@ def noise_variations(G, ws: torch.Tensor, n: int = 8, noise_layers: Any = None, 
     _require_styles(G, "stochastic variation")
     inputs = noise_inputs(G)
     if not inputs:
-        raise NotApplicable(f"a {_name(G)} generator has no noise inputs, so there is no stochastic variation")
+        raise NotApplicable(f"a {generation_name(G)} generator has no noise inputs, so there is no stochastic variation")
     if noise_mode not in ("random", "const", "none"):
         raise ValueError(f"noise_mode must be random, const or none, got {noise_mode!r}")
     layers = set(parse_layers(noise_layers, G, kind="noise"))

@@ -8,14 +8,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["to_uint8", "make_grid", "save_image", "resolve_device", "z_from_seed", "tune_cpu_allocator",
+__all__ = ["to_uint8", "to_uint8_tensor", "make_grid", "save_image", "resolve_device", "z_from_seed", "tune_cpu_allocator",
            "file_sha256", "atomic_write", "umask"]
 
 
+def to_uint8_tensor(img: torch.Tensor) -> torch.Tensor:
+    """NCHW float in [-1, 1] → NCHW uint8 on the same device (NVIDIA's ``img * 127.5 + 128``, clamped, truncated)."""
+    return (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """NCHW float in [-1, 1] → NHWC uint8 (NVIDIA's ``img * 127.5 + 128`` rounding)."""
-    img = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return img.permute(0, 2, 3, 1).cpu().numpy()
+    """NCHW float in [-1, 1] → NHWC uint8 NumPy array (see :func:`to_uint8_tensor`)."""
+    return to_uint8_tensor(img).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def make_grid(images: np.ndarray, cols: int, rows: Optional[int] = None) -> np.ndarray:

@@ -70,6 +70,7 @@ labels, output path and time.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -456,8 +457,8 @@ def _remove(path: str) -> None:
     elif os.path.lexists(path):
         try:
             os.unlink(path)
-        except OSError:
-            pass
+        except OSError as e:  # cleanup must not hide the error that caused it; say what is left behind
+            print(f"[zoo] could not remove the temporary {path!r} ({e}); delete it by hand", file=sys.stderr)
 
 
 class _Writer:
@@ -523,10 +524,10 @@ class _Writer:
 
     def abort(self) -> None:
         if self.zf is not None:
-            try:
+            # The zip is discarded whole; a failing close (full disk, the very error being handled)
+            # must not replace the original exception, and the file is removed just below.
+            with contextlib.suppress(OSError, ValueError):
                 self.zf.close()
-            except Exception:
-                pass
             self.zf = None
         _remove(self.tmp)
         for d in self._made_dirs:  # innermost first; only directories this run created and left empty

@@ -51,7 +51,9 @@ def metrics_config(cfg: Any) -> Dict[str, Any]:
 
 
 def _generation(G, generation: Optional[str]) -> str:
-    return getattr(G, "generation", None) or generation or type(G).__module__.rsplit(".", 1)[-1]
+    from zoo.sampling import generation_name
+
+    return getattr(G, "generation", None) or generation or generation_name(G)
 
 
 def check_applicable(names: Sequence[Any], G, generation: Optional[str] = None) -> None:

@@ -136,8 +136,10 @@ def cached_download(url: str, filename: str, *, sha256: Optional[str] = None, do
         try:
             with open(path + ".sha256", "w") as f:
                 f.write(digest + "\n")
-        except OSError:
-            pass
+        except OSError as e:  # a read-only cache still works, it just cannot remember the hash
+            pin = f"{sha_key}={digest}" if sha_key else "the expected sha256"
+            warnings.warn(f"could not record the sha256 of {path} ({e}); later changes to the file will not be "
+                          f"detected unless you pin {pin}")
     return path
 
 

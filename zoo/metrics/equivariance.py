@@ -49,9 +49,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.metrics.ppl import _check_counts, _generation, input_transform, label_sampler, on_device, preserved_state
+from zoo.metrics.ppl import _check_counts, input_transform, label_sampler, on_device, preserved_state
 from zoo.models.stylegan3 import make_transform, set_input_transform
-from zoo.sampling import NotApplicable
+from zoo.sampling import NotApplicable, generation_name
 
 __all__ = ["compute_equivariance", "translate_integer", "translate_fractional", "rotate_fractional",
            "pseudo_rotate", "bandlimit_filter"]
@@ -232,7 +232,7 @@ def compute_equivariance(G, *, num_samples: int, kind: str = "int", translate_ma
     _check_counts(num_samples, batch_size)
     if input_transform(G) is None:
         raise NotApplicable(f"equivariance metrics need a StyleGAN3 generator, whose Fourier input takes a "
-                            f"user transform (synthesis.input.transform); a {_generation(G)} generator has none")
+                            f"user transform (synthesis.input.transform); a {generation_name(G)} generator has none")
     dev = torch.device(device)
     G = on_device(G, dev)
     draw_c = label_sampler(G, labels, dev)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from zoo.metrics.detectors import Detector
-from zoo.utils import atomic_write
+from zoo.utils import atomic_write, to_uint8_tensor
 
 __all__ = ["FeatureStats", "CAPTURES", "real_indices", "dataset_labels", "generated_images",
            "stats_cache_key", "stats_cache_path", "load_cached_stats", "save_cached_stats",
@@ -332,7 +332,7 @@ def generated_images(G, batch_index: int, count: int, *, seed: int, labels: Opti
                 torch.cuda.manual_seed(s)
         for zb, cb in zip(z.split(gen_batch), c.split(gen_batch)):
             img = G(zb.to(device), cb.to(device), truncation_psi=1, noise_mode="random")
-            out.append((img * 127.5 + 128).clamp(0, 255).to(torch.uint8))
+            out.append(to_uint8_tensor(img))
     return torch.cat(out)
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.sampling import NotApplicable, has_styles, noise_inputs, slerp
+from zoo.sampling import NotApplicable, generation_name, has_styles, noise_inputs, slerp
 
 __all__ = ["compute_ppl"]
 
@@ -50,10 +50,6 @@ __all__ = ["compute_ppl"]
 # ------------------------------------------------------------------------------------------------
 # Helpers shared with zoo.metrics.equivariance
 # ------------------------------------------------------------------------------------------------
-
-def _generation(G) -> str:
-    return str(getattr(G, "generation", type(G).__module__.rsplit(".", 1)[-1]))
-
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (b.index is None or a.index is None or a.index == b.index)
@@ -193,7 +189,7 @@ def compute_ppl(G, vgg, *, num_samples: int, epsilon: float = 1e-4, space: str =
     _check_counts(num_samples, batch_size)
     styled = has_styles(G)
     if space == "w" and not styled:
-        raise NotApplicable(f"W-space PPL needs a mapping network, and a {_generation(G)} generator has none "
+        raise NotApplicable(f"W-space PPL needs a mapping network, and a {generation_name(G)} generator has none "
                             "(ProGAN maps z straight to images); use space='z'")
     if vgg is None:
         raise ValueError("PPL needs the VGG16 LPIPS network (zoo.sampling.load_vgg16)")

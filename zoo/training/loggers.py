@@ -17,17 +17,20 @@ __all__ = ["RunLogger", "NullLogger", "make_logger"]
 
 
 class NullLogger:
+    """The logger of ranks other than 0: every call is accepted and deliberately dropped (only rank 0
+    writes files), so the loop calls the logger unconditionally."""
+
     def log_scalars(self, scalars: Dict[str, float], kimg: float) -> None:
-        pass
+        """Dropped (see the class docstring)."""
 
     def log_image(self, name: str, image: np.ndarray, kimg: float) -> None:
-        pass
+        """Dropped."""
 
     def log_metric(self, record: Dict[str, Any], kimg: float) -> None:
-        pass
+        """Dropped."""
 
     def close(self) -> None:
-        pass
+        """Nothing to close."""
 
 
 class RunLogger(NullLogger):

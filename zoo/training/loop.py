@@ -336,32 +336,39 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+def _vm_hwm_gb() -> Optional[float]:
+    """The process's peak resident set since the last reset (Linux ``VmHWM``); None elsewhere."""
+    if not os.path.exists("/proc/self/status"):
+        return None
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2 ** 20
+    return None
+
+
 def _peak_memory_gb(device: torch.device) -> float:
     """Peak memory since the last :func:`_reset_peak_memory`: CUDA max allocated, or on CPU the
-    process's peak resident set (VmHWM, falling back to the lifetime ru_maxrss)."""
+    process's peak resident set (VmHWM; without /proc, the lifetime peak ru_maxrss)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 30
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2 ** 20
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    hwm = _vm_hwm_gb()
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def _reset_peak_memory(device: torch.device) -> None:
+def _reset_peak_memory(device: torch.device) -> bool:
     """Start a new peak-memory window, so a job of a sweep (one process) or the training after a
-    metric evaluation is measured on its own."""
+    metric evaluation is measured on its own. Returns False where the platform cannot reset the
+    CPU peak (no writable /proc/self/clear_refs): peaks then cover the whole process lifetime."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        return
+        return True
     try:
         with open("/proc/self/clear_refs", "w") as f:  # Linux: "5" resets VmHWM to the current RSS
             f.write("5")
+        return _vm_hwm_gb() is not None
     except OSError:
-        pass
+        return False
 
 
 _POSTFIX = {"Loss/G/loss": "G", "Loss/D/loss": "D", "Loss/r1_penalty": "r1", "Loss/pl_mean": "pl",
@@ -496,7 +503,8 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
     tick_start_nimg, tick_start_time = trainer.cur_nimg, time.time()
     start_time, start_nimg, metrics_time = tick_start_time, trainer.cur_nimg, 0.0
     train_peak = metrics_peak = 0.0
-    _reset_peak_memory(device)
+    peak_kind = ("cuda_max_allocated" if device.type == "cuda" else
+                 "process_peak_rss" if _reset_peak_memory(device) else "process_lifetime_peak_rss")
     last_snap_path = None
     stopped = False
     with _StopFlag() as stop:
@@ -558,7 +566,7 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
         update_job(run_dir, kimg=trainer.cur_nimg / 1000, wall_time=wall, metrics_time=metrics_time,
                    sec_per_kimg=(wall - metrics_time) / trained * 1000,
                    peak_mem_gb=max(train_peak, _peak_memory_gb(device)), metrics_peak_mem_gb=metrics_peak or None,
-                   peak_mem_kind="cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
+                   peak_mem_kind=peak_kind,
                    last_checkpoint=last_snap_path)
         msg = "interrupted; state saved to" if stopped else "done; last checkpoint:"
         print(f"[zoo] {msg} {last_snap_path}", flush=True)
