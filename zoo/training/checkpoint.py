@@ -30,7 +30,7 @@ __all__ = ["save_checkpoint", "load_checkpoint", "find_latest_checkpoint", "Chec
 
 
 class CheckpointError(ValueError):
-    pass
+    """A checkpoint cannot be used: missing, truncated, of another generation or format; the message says which."""
 
 
 def atomic_torch_save(path: str, obj: Any) -> str:
