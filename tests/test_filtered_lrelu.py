@@ -109,3 +109,47 @@ def test_no_grad_path_does_not_touch_input():
     with torch.no_grad():
         filtered_lrelu(x, b=None, scale=None, **kw)
     assert torch.equal(x, x0)
+
+
+@pytest.mark.parametrize("up,shape", [(2, (12,)), (4, (24,)), (2, (12, 12)), (1, None)])
+def test_clamp_bound_holds_for_kaiser_and_2d_filters(up, shape):
+    """The skip rule ``max|u| <= max|z| * gain * polyphase L1`` is a true bound (sign-alternating inputs
+    reach it), including filters with negative lobes."""
+    from zoo.models.stylegan3 import lowpass_filter
+    from zoo.ops.fir import upfirdn2d
+    from zoo.ops.filtered_lrelu import _polyphase_l1
+
+    gen = torch.Generator().manual_seed(3)
+    if shape is None:
+        f = None
+    elif len(shape) == 1:
+        f = lowpass_filter(shape[0], cutoff=4.0, width=6.0, fs=16.0 * up / 2)
+        assert (f < 0).any()
+    else:
+        f = torch.randn(shape, generator=gen)
+    bound = _polyphase_l1(f, up)
+    for x in (torch.randn([2, 3, 20, 20], generator=gen), torch.sign(torch.randn([2, 3, 20, 20], generator=gen))):
+        u = upfirdn2d(x, f, up=up, padding=[5, 5, 5, 5], gain=up ** 2)
+        assert u.abs().max() <= x.abs().max() * up ** 2 * bound * (1 + 1e-5)
+    # The worst-case input (the sign pattern of the filter's largest phase) attains the bound.
+    if shape is not None and len(shape) == 1:
+        phases = [f[p::up].abs().sum() for p in range(up)]
+        assert max(phases) ** 2 == pytest.approx(bound)
+
+
+def test_clamp_skip_is_exact_and_inactive_clamp_still_checked():
+    """A clamp that cannot act is skipped (bit-identical to no clamp, forward and backward); a clamp
+    that can act still runs and matches the reference."""
+    x, b, s, kw = _args(CASES[0], torch.float32, seed=4)
+    kw = dict(kw, clamp=None)
+    x = x.requires_grad_(True)
+    free = filtered_lrelu(x, b=b, scale=s, **kw)
+    (g_free,) = torch.autograd.grad(free.square().sum(), x)
+    skipped = filtered_lrelu(x, b=b, scale=s, **dict(kw, clamp=1e6))
+    (g_skipped,) = torch.autograd.grad(skipped.square().sum(), x)
+    assert torch.equal(free, skipped) and torch.equal(g_free, g_skipped)
+    # Clamp just below the largest activation: the bound cannot rule it out, so it acts.
+    clamp = 0.9 * float(filtered_lrelu(x.detach(), b=b, scale=s, **dict(kw, down=1, fd=None, padding=kw["padding"])).abs().max())
+    fast = filtered_lrelu(x.detach(), b=b, scale=s, **dict(kw, clamp=clamp))
+    ref = filtered_lrelu_reference(x.detach(), b=b, scale=s, **dict(kw, clamp=clamp))
+    assert _rel(fast, ref) <= 1e-5 and not torch.equal(fast, free.detach())

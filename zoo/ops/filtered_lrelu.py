@@ -65,6 +65,30 @@ def filtered_lrelu_reference(x: torch.Tensor, fu: Optional[torch.Tensor] = None,
     return upfirdn2d_reference(x, fd, down=down, flip_filter=flip_filter)
 
 
+def _polyphase_l1(f: Optional[torch.Tensor], up: int) -> float:
+    """Largest sum of ``|taps|`` over the polyphase components of ``f`` (a bound on the gain of
+    upsampling by ``up`` through ``f`` for any input and padding)."""
+    if f is None:
+        return 1.0
+    a = f.detach().abs().to(device="cpu", dtype=torch.float64)
+    if a.ndim == 1:
+        return max(float(a[p::up].sum()) for p in range(up)) ** 2
+    return max(float(a[p::up, q::up].sum()) for p in range(up) for q in range(up))
+
+
+def _clamp_can_act(z: torch.Tensor, fu: Optional[torch.Tensor], up: int, gain: float, clamp: float) -> bool:
+    """False if ``|upfirdn2d(z, fu, up, gain=gain)| < clamp`` is guaranteed (then the clamp is a no-op).
+    CPU only: on other devices the check would synchronise, so the clamp always runs there."""
+    if z.device.type != "cpu" or z.numel() == 0:
+        return True
+    z = z.detach()
+    if z.is_contiguous(memory_format=torch.channels_last) and not z.is_contiguous():
+        z = z.permute(0, 2, 3, 1)  # a flat view: reductions over strided tensors are ~25x slower
+    lo, hi = torch.aminmax(z.reshape(-1))
+    bound = max(-float(lo), float(hi)) * gain * _polyphase_l1(fu, up) * (1 + 1e-5)  # margin for rounding
+    return not bound < clamp
+
+
 def _activate_(u: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
     """``clamp(lrelu(u))`` in place (the gain is already inside ``u``)."""
     if slope != 1:
@@ -126,6 +150,8 @@ def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optio
     if gain <= 0:
         raise ValueError(f"filtered_lrelu: gain must be positive, got {gain}")
     z = _scale_bias(x, b, scale)
+    if clamp is not None and not _clamp_can_act(z, fu, up, up ** 2 * gain, float(clamp)):
+        clamp = None
     u = upfirdn2d(z, fu, up=up, padding=parse_padding(padding), flip_filter=flip_filter, gain=up ** 2 * gain)
     if slope == 1 and clamp is None:
         a = u
