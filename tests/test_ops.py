@@ -421,3 +421,19 @@ def test_convolution_matches_torch_to_second_order(transposed, stride, padding, 
         torch.testing.assert_close(a, c)
     assert gradcheck(lambda *t: ours(*t, **kwargs), [x, w, b])
     assert gradgradcheck(lambda *t: ours(*t, **kwargs), [x, w, b])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_mean_square_and_flat_view(layout):
+    from zoo.ops.activations import flat_view, mean_square
+
+    x = torch.randn([3, 5, 7, 6], generator=torch.Generator().manual_seed(0)) * 3
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+        assert flat_view(x).data_ptr() == x.data_ptr()  # a view, no copy
+    elif layout == "strided":
+        x = x[:, :, ::2]
+    flat = flat_view(x)
+    assert flat.shape == (x.numel(),) and torch.equal(flat.sort().values, x.reshape(-1).sort().values)
+    ref = x.double().square().mean()
+    assert abs(float(mean_square(x)) - float(ref)) <= 1e-5 * float(ref)

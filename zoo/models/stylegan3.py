@@ -47,6 +47,7 @@ from torch import nn
 
 from zoo.models.stylegan2 import Discriminator  # StyleGAN3 trains against StyleGAN2's discriminator
 from zoo.ops import FullyConnectedLayer
+from zoo.ops.activations import mean_square
 from zoo.ops.convolution import conv2d
 from zoo.ops.mapping import MappingNetwork as _StyleGAN2MappingNetwork
 from zoo.ops.layers import check_img_resolution as _check_resolution
@@ -326,7 +327,7 @@ class SynthesisLayer(nn.Module):
         # Track the input's magnitude; its inverse square root normalises the input.
         if update_emas:
             with torch.no_grad():
-                magnitude = x.detach().square().mean()
+                magnitude = mean_square(x.detach())
                 self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
         input_gain = self.magnitude_ema.rsqrt()
 

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from .convolution import engine_needs_grad
 
-__all__ = ["ActivationSpec", "activation_funcs", "bias_act", "apply_epilogue", "normalize_2nd_moment"]
+__all__ = ["ActivationSpec", "activation_funcs", "bias_act", "apply_epilogue", "normalize_2nd_moment", "flat_view",
+           "mean_square"]
 
 
 class ActivationSpec(NamedTuple):
@@ -223,3 +224,22 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1, ac
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Pixel norm: ``x / sqrt(mean(x ** 2, dim) + eps)``."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def flat_view(x: torch.Tensor) -> torch.Tensor:
+    """All elements of ``x`` as a 1-D tensor, without a copy for contiguous and channels-last
+    tensors (in memory order). Whole-tensor reductions over a strided channels-last tensor are
+    ~25x slower on CPU than over its flat view (measured: min/max of 4x128x150x150 58 vs 2.3 ms)."""
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        x = x.permute(0, 2, 3, 1)
+    return x.reshape(-1)
+
+
+def mean_square(x: torch.Tensor) -> torch.Tensor:
+    """``x.square().mean()`` as one dot product of the flat view: no temporary and ~15x faster on
+    CPU (a 32x128x52x52 activation: 1.1 vs 15-21 ms). Differs by summation order only (relative
+    ~1e-5 in float32; the elementwise form uses cascade summation, the dot product vector lanes)."""
+    flat = flat_view(x)
+    if flat.numel() == 0:
+        return flat.new_tensor(float("nan"))
+    return torch.dot(flat, flat) / flat.numel()
