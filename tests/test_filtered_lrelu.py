@@ -113,8 +113,8 @@ def test_no_grad_path_does_not_touch_input():
 
 @pytest.mark.parametrize("up,shape", [(2, (12,)), (4, (24,)), (2, (12, 12)), (1, None)])
 def test_clamp_bound_holds_for_kaiser_and_2d_filters(up, shape):
-    """The skip rule ``max|u| <= max|z| * gain * polyphase L1`` is a true bound (sign-alternating inputs
-    reach it), including filters with negative lobes."""
+    """The skip rule ``max|u| <= max|z| * gain * polyphase L1`` holds for Gaussian and +-1 inputs,
+    including Kaiser filters with negative lobes and arbitrary 2-D filters."""
     from zoo.models.stylegan3 import lowpass_filter
     from zoo.ops.fir import upfirdn2d
     from zoo.ops.filtered_lrelu import _polyphase_l1
@@ -131,7 +131,7 @@ def test_clamp_bound_holds_for_kaiser_and_2d_filters(up, shape):
     for x in (torch.randn([2, 3, 20, 20], generator=gen), torch.sign(torch.randn([2, 3, 20, 20], generator=gen))):
         u = upfirdn2d(x, f, up=up, padding=[5, 5, 5, 5], gain=up ** 2)
         assert u.abs().max() <= x.abs().max() * up ** 2 * bound * (1 + 1e-5)
-    # The worst-case input (the sign pattern of the filter's largest phase) attains the bound.
+    # For a separable filter the bound is the squared L1 norm of its largest polyphase component.
     if shape is not None and len(shape) == 1:
         phases = [f[p::up].abs().sum() for p in range(up)]
         assert max(phases) ** 2 == pytest.approx(bound)
