@@ -65,6 +65,7 @@ def _job(rank: int, world_size: int, init_file: Optional[str], job: Dict[str, An
         else:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
         dist_lib.init_process_group(rank, world_size, device, init_file)
+    finished = False
     try:
         G = zoo.load(load_any(job["ckpt"]), which=job["which"], device=device)
         dataset = _open_dataset(job["data"], G.img_resolution) if job["data"] is not None else None
@@ -74,13 +75,11 @@ def _job(rank: int, world_size: int, init_file: Optional[str], job: Dict[str, An
         if rank == 0 and job.get("result_file"):
             with open(job["result_file"], "w") as f:
                 json.dump(records, f)
+        finished = True
         return records
     finally:
         if world_size > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
+            dist_lib.shutdown(finished)
 
 
 def format_table(records: List[Dict[str, Any]]) -> str:

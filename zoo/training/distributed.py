@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["launch", "is_torchrun", "init_process_group", "all_reduce_grads", "all_reduce_sum",
-           "broadcast_object", "barrier"]
+           "broadcast_object", "barrier", "shutdown"]
 
 
 def is_torchrun() -> bool:
@@ -80,6 +80,18 @@ def broadcast_object(obj, src: int = 0):
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def shutdown(finished: bool) -> None:
+    """Tear the process group down. After a normal finish every rank first meets at a barrier, so no
+    rank closes its connections while a peer may still be completing the last collective (gloo then
+    aborts the peer: "terminate called without an active exception"). After an error there is no
+    barrier (the other ranks may never reach it)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished:
+        barrier()
+    dist.destroy_process_group()
 
 
 def _worker(rank: int, fn: Callable, world_size: int, init_file: str, args: tuple) -> None:

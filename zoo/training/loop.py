@@ -590,8 +590,9 @@ def run(rank: int, world_size: int, init_file: Optional[str], cfg: Dict[str, Any
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     dist_lib.init_process_group(rank, world_size, device, init_file)
+    finished = False
     try:
         training_loop(cfg, run_dir, rank=rank, world_size=world_size, device=device, resume_path=resume_path)
+        finished = True
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        dist_lib.shutdown(finished)
