@@ -109,3 +109,13 @@ def write_fake_cifar(root, per_batch=4, protocol=pickle.HIGHEST_PROTOCOL, seed=0
     with open(os.path.join(d, "batches.meta"), "wb") as f:
         pickle.dump({"label_names": names, "num_cases_per_batch": per_batch, "num_vis": 3072}, f, protocol=protocol)
     return d, np.concatenate(all_data), np.asarray(all_labels)
+
+
+class PicklePayload:
+    """Unpickles as ``func(arg)``: the attack a safe loader must refuse (``os.system``, ``eval``)."""
+
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return (self.func, (self.arg,))

@@ -16,6 +16,7 @@ import types
 
 import numpy as np
 import pytest
+from conftest import PicklePayload
 import torch
 
 import zoo
@@ -46,14 +47,6 @@ class _Persistent:
 
     def __init__(self, meta):
         self.meta = meta
-
-
-class _Evil:
-    def __init__(self, func, arg):
-        self.func, self.arg = func, arg
-
-    def __reduce__(self):
-        return (self.func, (self.arg,))
 
 
 class NvidiaStylePickler(pickle._Pickler):
@@ -303,16 +296,16 @@ def test_malicious_pickle_refused_and_nothing_runs(payload, tmp_path):
     marker = tmp_path / "pwned"
     cmd = f"touch {marker}"
     if payload == "os.system":
-        blob = pickle.dumps(_Evil(os.system, cmd), protocol=2)
+        blob = pickle.dumps(PicklePayload(os.system, cmd), protocol=2)
         glob = r"'(posix|nt|os)\.system'"
     elif payload == "builtins.eval":
-        blob = pickle.dumps(_Evil(eval, f"open({str(marker)!r}, 'w').write('x')"))
+        blob = pickle.dumps(PicklePayload(eval, f"open({str(marker)!r}, 'w').write('x')"))
         glob = r"'builtins\.eval'"
     else:  # a valid-looking NVIDIA pickle with the payload hidden in training_set_kwargs
         nets, off_G, off_D = _build("sg2-ada")
         data = {"G": _persistent(nets["G"], off_G), "D": _persistent(nets["D"], off_D),
                 "G_ema": _persistent(nets["G_ema"], off_G), "augment_pipe": None,
-                "training_set_kwargs": {"path": _Evil(os.system, cmd)}}
+                "training_set_kwargs": {"path": PicklePayload(os.system, cmd)}}
         blob = _dumps(data)
         glob = r"'(posix|nt|os)\.system'"
     path = tmp_path / "evil.pkl"

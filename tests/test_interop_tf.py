@@ -31,7 +31,7 @@ from zoo.interop.safe_pickle import InteropError, TFNetwork, UnsafePickleError, 
 from zoo.ops.wscale import WScaleConv2d
 from zoo.training.checkpoint import CheckpointError
 
-from conftest import ROOT, compose_cfg
+from conftest import ROOT, PicklePayload, compose_cfg
 
 # ------------------------------------------------------------------------------------------------
 # Writing TF-format pickles
@@ -48,14 +48,6 @@ class _TFNet:
 
 # stand-in classes, written under the official names by TFStylePickler
 _TFNetClass = {m: type("Network", (), {}) for m in ("dnnlib.tflib.network", "tfutil")}
-
-
-class _Evil:
-    def __init__(self, func, arg):
-        self.func, self.arg = func, arg
-
-    def __reduce__(self):
-        return (self.func, (self.arg,))
 
 
 class TFStylePickler(pickle._Pickler):
@@ -511,7 +503,7 @@ def test_unsupported_variants_fail_clearly(tmp_path):
 @pytest.mark.parametrize("where", ["static_kwargs", "variables", "build_module_src"])
 def test_malicious_tf_pickle_refused_and_nothing_runs(where, tmp_path):
     marker = tmp_path / "pwned"
-    evil = _Evil(os.system, f"touch {marker}")
+    evil = PicklePayload(os.system, f"touch {marker}")
     nets = build_sg2()
     own, mapping, syn = sg2_G_vars(nets["G_ema"])
     kw = dict(num_channels=3, resolution=RES)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import zoo
-from conftest import ROOT, TINY, compose_cfg
+from conftest import ROOT, TINY, PicklePayload, compose_cfg
 from zoo import cli
 from zoo.config import ConfigError
 from zoo.training.checkpoint import CheckpointError, find_latest_checkpoint, load_checkpoint, save_checkpoint
@@ -139,15 +139,9 @@ def test_resume_refuses_a_different_architecture(tmp_path):
         _train(tmp_path, "again", f"kimg={2 * ITER}", f"resume={path}", "model.channel_max=64")
 
 
-class _Evil:
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_untrusted_pickle_is_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "pwned"
-    evil = _Evil()
-    evil.marker = marker
+    evil = PicklePayload(os.system, f"touch {marker}")
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
         pickle.dump({"format": "zoo-checkpoint", "payload": evil}, f, protocol=2)
