@@ -119,3 +119,19 @@ class PicklePayload:
 
     def __reduce__(self):
         return (self.func, (self.arg,))
+
+
+class RenamingPickler(pickle._Pickler):
+    """Pure-Python pickler that writes the objects in ``self.names`` (``id -> (module, name)``) as
+    those globals: how the tests forge files that reference NVIDIA's / TensorFlow's classes."""
+
+    names: dict = {}
+
+    def save_global(self, obj, name=None):
+        target = self.names.get(id(obj))
+        if target is None:
+            return super().save_global(obj, name)
+        self.save(target[0])
+        self.save(target[1])
+        self.write(pickle.STACK_GLOBAL)
+        self.memoize(obj)

@@ -16,7 +16,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import PicklePayload
+from conftest import PicklePayload, RenamingPickler
 import torch
 
 import zoo
@@ -49,7 +49,7 @@ class _Persistent:
         self.meta = meta
 
 
-class NvidiaStylePickler(pickle._Pickler):
+class NvidiaStylePickler(RenamingPickler):
     """Pure-Python pickler that writes chosen objects as the official global names."""
 
     dispatch = pickle._Pickler.dispatch.copy()
@@ -69,15 +69,6 @@ class NvidiaStylePickler(pickle._Pickler):
         if isinstance(obj, _Persistent):
             return (_reconstruct_stand_in, (obj.meta,))
         return NotImplemented
-
-    def save_global(self, obj, name=None):
-        target = self.names.get(id(obj))
-        if target is None:
-            return super().save_global(obj, name)
-        self.save(target[0])
-        self.save(target[1])
-        self.write(pickle.STACK_GLOBAL)
-        self.memoize(obj)
 
 
 def _edict(d):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copyreg
 import io
 import os
-import pickle
 import subprocess
 import sys
 
@@ -31,7 +30,7 @@ from zoo.interop.safe_pickle import InteropError, TFNetwork, UnsafePickleError, 
 from zoo.ops.wscale import WScaleConv2d
 from zoo.training.checkpoint import CheckpointError
 
-from conftest import ROOT, PicklePayload, compose_cfg
+from conftest import ROOT, PicklePayload, RenamingPickler, compose_cfg
 
 # ------------------------------------------------------------------------------------------------
 # Writing TF-format pickles
@@ -50,7 +49,7 @@ class _TFNet:
 _TFNetClass = {m: type("Network", (), {}) for m in ("dnnlib.tflib.network", "tfutil")}
 
 
-class TFStylePickler(pickle._Pickler):
+class TFStylePickler(RenamingPickler):
     def __init__(self, f):
         super().__init__(f, protocol=4)
         rec, scal = np.ndarray((0,)).__reduce__()[0], np.float32(0).__reduce__()[0]
@@ -68,15 +67,6 @@ class TFStylePickler(pickle._Pickler):
         if func is copyreg.__newobj__ and isinstance(obj, _TFNet):
             obj = None  # the class written is the stand-in of the official one
         return super().save_reduce(func, args, state, *rest, obj=obj)
-
-    def save_global(self, obj, name=None):
-        target = self.names.get(id(obj))
-        if target is None:
-            return super().save_global(obj, name)
-        self.save(target[0])
-        self.save(target[1])
-        self.write(pickle.STACK_GLOBAL)
-        self.memoize(obj)
 
 
 MARKER_ENV = "ZOO_TF_TEST_MARKER"
