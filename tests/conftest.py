@@ -8,12 +8,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from zoo.config import register_schemas
+from zoo.apps import register_all_schemas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
 
-register_schemas()
+register_all_schemas()
 
 
 @pytest.fixture(autouse=True)

@@ -1,16 +1,15 @@
 """``python -m zoo.bench`` runs for every registered generation (tiny sizes) and reports sane numbers."""
 import pytest
 
-from zoo import bench, registry
+from zoo import registry
+from zoo.apps.bench import bench
 
-TINY = ["resolution=16", "batch=8", "channel_base=256", "channel_max=16", "min_seconds=0", "warmup=1",
-        "tune_allocator=false"]
+TINY = dict(resolution=16, batch=8, channel_base=256, channel_max=16, min_seconds=0, warmup=1, tune_allocator=False)
 
 
 @pytest.mark.parametrize("model", registry.names())
 def test_bench_inference_and_train(model, capsys):
-    results = bench.main([f"model={model}", *TINY, "z_dim=16", "w_dim=16"] if model != "progan"
-                         else [f"model={model}", *TINY, "z_dim=16"])
+    results = bench(dict(TINY, model=model, z_dim=16, **({} if model == "progan" else {"w_dim": 16})))
     out = capsys.readouterr().out
     assert [r["mode"] for r in results] == ["inference", "train"]
     inference, train = results

@@ -7,7 +7,10 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, compose_cfg
 from zoo import registry
-from zoo.config import ConfigError, parse_seeds, resolve_hparams, validate
+from zoo.core.errors import ConfigError
+from zoo.core.parse import parse_seeds
+from zoo.generations import resolve_hparams
+from zoo.training.config import validate
 
 
 def _options(group):

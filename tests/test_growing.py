@@ -15,9 +15,11 @@ from PIL import Image
 
 import zoo
 from conftest import ROOT, compose_cfg
-from zoo import cli
-from zoo.config import ConfigError, validate
-from zoo.training.checkpoint import find_latest_checkpoint, load_checkpoint
+import zoo.apps.sample as sample_app
+import zoo.apps.train as train_app
+from zoo.core.errors import ConfigError
+from zoo.training.config import validate
+from zoo.core.checkpoint import find_latest_checkpoint, load_checkpoint
 from zoo.training.growing import GrowingSchedule, process_reals, stage_changed
 
 # 16 px, tiny networks; 32 images stable + 32 images fade per resolution; batch 16 at 4 px, 8 above.
@@ -40,7 +42,7 @@ def _official_lod(nimg, final=16, start=4, stable=0.032, fade=0.032):
 
 def _train(tmp_path, name, *extra):
     cfg = compose_cfg(overrides=BASE + [f"run_root={tmp_path}/runs", *extra])
-    return cli.train(cfg, run_dir=str(tmp_path / "runs" / name))
+    return train_app.train(cfg, run_dir=str(tmp_path / "runs" / name))
 
 
 def _metrics(run_dir):
@@ -120,7 +122,7 @@ def test_full_4_to_16_schedule_in_a_few_hundred_images(tmp_path):
 
 
 def test_optimizer_state_is_reset_when_a_fade_starts_and_ends(tmp_path):
-    from zoo.training.loop import Trainer
+    from zoo.training.trainer import Trainer
 
     cfg = compose_cfg(overrides=BASE + STYLEGAN + ["kimg=0.2"])
     from omegaconf import OmegaConf
@@ -174,7 +176,7 @@ def test_exact_resume_across_a_resolution_switch(tmp_path, model):
     # sample.py / zoo.load work with the growing checkpoint (and with the grown one).
     G = zoo.load(find_latest_checkpoint(part_dir))
     assert float(G.lod) == part["growing"]["lod"]
-    out = cli.sample(compose_cfg("sample", overrides=[f"ckpt={find_latest_checkpoint(part_dir)}", "seeds=0-1"]),
+    out = sample_app.sample(compose_cfg("sample", overrides=[f"ckpt={find_latest_checkpoint(part_dir)}", "seeds=0-1"]),
                      outdir=str(tmp_path / "samples"))
     assert np.asarray(Image.open(os.path.join(out, "seed0001.png"))).shape == (16, 16, 3)
 

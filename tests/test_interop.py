@@ -20,12 +20,13 @@ from conftest import PicklePayload, RenamingPickler
 import torch
 
 import zoo
-from zoo import cli, registry
+import zoo.apps.sample as sample_app
+from zoo import registry
 from zoo.interop import load_any
 from zoo.interop.nvidia import import_nvidia_pickle
 from zoo.interop.safe_pickle import InteropError, UnsafePickleError, safe_load
 from zoo.models import stylegan3 as s3
-from zoo.training.checkpoint import CheckpointError, save_checkpoint
+from zoo.core.checkpoint import CheckpointError, save_checkpoint
 
 from conftest import ROOT, compose_cfg
 
@@ -305,7 +306,7 @@ def test_malicious_pickle_refused_and_nothing_runs(payload, tmp_path):
         with pytest.raises(UnsafePickleError, match="refusing to load global " + glob):
             load()
     with pytest.raises(CheckpointError):  # sample.py reports it as a user error
-        cli.sample(compose_cfg("sample", [f"ckpt={path}", "device=cpu"]), outdir=str(tmp_path / "out"))
+        sample_app.sample(compose_cfg("sample", [f"ckpt={path}", "device=cpu"]), outdir=str(tmp_path / "out"))
     assert not marker.exists()
 
 
@@ -341,7 +342,7 @@ def test_convert_cli_and_sampling_like_a_native_checkpoint(tmp_path):
     outs = {}
     for name, ck in (("native", native), ("converted", dst), ("pkl", pkl)):
         outs[name] = tmp_path / f"out-{name}"
-        cli.sample(compose_cfg("sample", [f"ckpt={ck}", "device=cpu", "seeds=[0,1]", "translate=[0.1,0]"]),
+        sample_app.sample(compose_cfg("sample", [f"ckpt={ck}", "device=cpu", "seeds=[0,1]", "translate=[0.1,0]"]),
                    outdir=str(outs[name]))
     for f in ("seed0000.png", "seed0001.png", "grid.png"):
         ref = (outs["native"] / f).read_bytes()

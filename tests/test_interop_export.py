@@ -15,13 +15,15 @@ import pytest
 import torch
 
 import zoo
-from zoo import cli, registry
+import zoo.apps.sample as sample_app
+from zoo import registry
 from zoo.interop import load_any
-from zoo.interop.export import export, import_nvidia_export, nvidia_init_kwargs, to_nvidia
+from zoo.interop.export import export, nvidia_init_kwargs, to_nvidia
+from zoo.interop.nvidia import import_nvidia_export
 from zoo.interop.rosinality import import_rosinality, rosinality_args, to_rosinality
 from zoo.interop.safe_pickle import InteropError
 from zoo.models import stylegan3 as s3
-from zoo.training.checkpoint import save_checkpoint
+from zoo.core.checkpoint import save_checkpoint
 
 from conftest import ROOT, compose_cfg
 from test_interop import write_nvidia_pickle
@@ -385,7 +387,7 @@ def test_export_cli_and_sampling_a_rosinality_checkpoint(tmp_path):
     outs = {}
     for name, ck in (("native", native), ("ros", ros)):
         outs[name] = tmp_path / f"out-{name}"
-        cli.sample(compose_cfg("sample", [f"ckpt={ck}", "device=cpu", "seeds=[0,1]", "noise_mode=const"]),
+        sample_app.sample(compose_cfg("sample", [f"ckpt={ck}", "device=cpu", "seeds=[0,1]", "noise_mode=const"]),
                    outdir=str(outs[name]))
     for f in ("seed0000.png", "seed0001.png"):
         assert (outs["ros"] / f).read_bytes() == (outs["native"] / f).read_bytes(), f

@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo import cli, registry
+import zoo.apps.sample as sample_app
+from zoo import registry
 from zoo.interop import load_any
 from zoo.interop import tf as tfi
 from zoo.interop.nvidia import import_nvidia_pickle
 from zoo.interop.safe_pickle import InteropError, TFNetwork, UnsafePickleError, safe_load
 from zoo.ops.wscale import WScaleConv2d
-from zoo.training.checkpoint import CheckpointError
+from zoo.core.checkpoint import CheckpointError
 
 from conftest import ROOT, PicklePayload, RenamingPickler, compose_cfg
 
@@ -511,7 +512,7 @@ def test_malicious_tf_pickle_refused_and_nothing_runs(where, tmp_path):
         with pytest.raises(UnsafePickleError, match=r"refusing to load global '(posix|nt|os)\.system'"):
             load()
     with pytest.raises(CheckpointError):
-        cli.sample(compose_cfg("sample", [f"ckpt={path}", "device=cpu"]), outdir=str(tmp_path / "out"))
+        sample_app.sample(compose_cfg("sample", [f"ckpt={path}", "device=cpu"]), outdir=str(tmp_path / "out"))
     assert not marker.exists()
 
 
@@ -561,6 +562,6 @@ def test_convert_cli_and_sampling_like_a_native_checkpoint(tmp_path):
     outs = {}
     for name, ck in (("converted", dst), ("pkl", pkl)):
         outs[name] = tmp_path / f"out-{name}"
-        cli.sample(compose_cfg("sample", [f"ckpt={ck}", "device=cpu", "seeds=[0,1]"]), outdir=str(outs[name]))
+        sample_app.sample(compose_cfg("sample", [f"ckpt={ck}", "device=cpu", "seeds=[0,1]"]), outdir=str(outs[name]))
     for f in ("seed0000.png", "seed0001.png", "grid.png"):
         assert (outs["converted"] / f).read_bytes() == (outs["pkl"] / f).read_bytes(), f

@@ -18,12 +18,13 @@ import zoo.metrics as M
 from conftest import ROOT, TinyDetector, compose_cfg
 from zoo import registry
 from zoo import sampling as S
-from zoo.config import ConfigError
-from zoo.data import DatasetError, open_dataset, write_dataset
+from zoo.core.checkpoint import save_checkpoint
+from zoo.core.download import cached_download
+from zoo.core.errors import ChecksumError, ConfigError, DetectorError
+from zoo.core.files import file_sha256
+from zoo.data import DatasetError, open_dataset, real_indices, write_dataset
 from zoo.metrics import detectors as D
 from zoo.metrics import features as F
-from zoo.training.checkpoint import save_checkpoint
-from zoo.utils import file_sha256
 
 RES = 16
 SMALL_G = dict(img_resolution=RES, channel_base=256, channel_max=32, z_dim=32, w_dim=32, mapping_layers=2)
@@ -151,30 +152,30 @@ def test_metric_names_parse_generically():
 
 def test_missing_detector_error_names_file_url_path_and_key(files, tmp_path):
     cfg = _cfg(files, tmp_path, detector=None)
-    with pytest.raises(D.DetectorError) as e:
+    with pytest.raises(DetectorError) as e:
         M.compute_metrics(["fid1k"], files.G, open_dataset("zip", files.data), cfg, device="cpu")
     msg = str(e.value)
     path = os.path.join(str(tmp_path / "cache"), "inception-2015-12-05.pt")
     assert "downloads are off" in msg and D.INCEPTION_URL in msg and path in msg and "metrics.detector=PATH" in msg
-    with pytest.raises(D.DetectorError, match="could not download.*network access is disabled"):  # download on, no network
+    with pytest.raises(DetectorError, match="could not download.*network access is disabled"):  # download on, no network
         D.resolve_detector("vgg", dict(cfg, vgg=None, download=True))
-    with pytest.raises(D.DetectorError, match="no file at"):
+    with pytest.raises(DetectorError, match="no file at"):
         D.resolve_detector("vgg", dict(cfg, vgg=str(tmp_path / "nope.pt")))
-    with pytest.raises(D.ChecksumError, match="does not match"):
+    with pytest.raises(ChecksumError, match="does not match"):
         D.resolve_detector("vgg", dict(cfg, vgg_sha256="0" * 64))
 
 
 def test_cached_download_records_and_checks_the_sha256(files, tmp_path):
     url = "file://" + files.det
-    path = D.cached_download(url, "det.pt", cache=str(tmp_path))
+    path = cached_download(url, "det.pt", cache=str(tmp_path))
     assert open(path + ".sha256").read().strip() == file_sha256(files.det) == D.sha256_of(path)
-    assert D.cached_download(url, "det.pt", cache=str(tmp_path), download=False) == path  # a hit needs no network
+    assert cached_download(url, "det.pt", cache=str(tmp_path), download=False) == path  # a hit needs no network
     with open(path, "ab") as f:
         f.write(b"tampered")
-    with pytest.raises(D.ChecksumError, match="does not match"):
-        D.cached_download(url, "det.pt", cache=str(tmp_path))
-    with pytest.raises(D.DetectorError, match="expected"):  # a download with the wrong sha256 is not kept
-        D.cached_download(url, "other.pt", cache=str(tmp_path), sha256="f" * 64)
+    with pytest.raises(ChecksumError, match="does not match"):
+        cached_download(url, "det.pt", cache=str(tmp_path))
+    with pytest.raises(DetectorError, match="expected"):  # a download with the wrong sha256 is not kept
+        cached_download(url, "other.pt", cache=str(tmp_path), sha256="f" * 64)
     assert not os.path.exists(tmp_path / "other.pt") and not [p for p in os.listdir(tmp_path) if p.endswith(".part")]
     assert S.VGG16_URL == D.VGG16_URL  # one downloader, one URL: zoo.sampling.load_vgg16 delegates
 
@@ -241,7 +242,7 @@ def test_stats_cache_misses_when_one_image_changes(files, tmp_path):
 def test_mirrored_dataset_uses_unflipped_items_and_labels_condition_G(files, tmp_path):
     plain = open_dataset("zip", files.data, use_labels=True)
     mirrored = open_dataset("zip", files.data, use_labels=True, mirror=True)
-    assert F.real_indices(mirrored).tolist() == list(range(40))
+    assert real_indices(mirrored).tolist() == list(range(40))
     torch.manual_seed(0)
     G = registry.get("stylegan2").build_generator(c_dim=3, **SMALL_G).eval().requires_grad_(False)
     a = M.compute_metrics(["fid1k"], G, plain, _cfg(files, tmp_path), device="cpu")[0]
@@ -274,10 +275,10 @@ def test_ppl_and_eq_dispatch_and_applicability(files, tmp_path, monkeypatch):
         seen["eq"] = kw
         return 40.0
 
-    ppl, eq = types.ModuleType("zoo.metrics.ppl"), types.ModuleType("zoo.metrics.equivariance")
-    ppl.compute_ppl, eq.compute_equivariance = compute_ppl, compute_equivariance
-    monkeypatch.setitem(sys.modules, "zoo.metrics.ppl", ppl)
-    monkeypatch.setitem(sys.modules, "zoo.metrics.equivariance", eq)
+    import zoo.metrics.compute as C
+
+    monkeypatch.setattr(C, "compute_ppl", compute_ppl)
+    monkeypatch.setattr(C, "compute_equivariance", compute_equivariance)
     ds = open_dataset("zip", files.data, use_labels=True)
     torch.manual_seed(0)
     G3 = registry.get("stylegan3").build_generator(c_dim=3, **SMALL_G).eval()
@@ -302,7 +303,7 @@ def test_ppl_and_eq_dispatch_and_applicability(files, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 
 def _app(files, tmp_path, *overrides):
-    from zoo.metrics.app import evaluate
+    from zoo.apps.metrics import evaluate
 
     cfg = compose_cfg("metrics", [f"ckpt={files.ckpt}", "device=cpu", "progress=false", f"metrics.detector={files.det}",
                                   f"metrics.vgg={files.det}", f"metrics.cache_dir={tmp_path / 'cache'}",
@@ -334,7 +335,7 @@ def test_app_reports_user_errors_in_one_line_with_status_2(files, tmp_path):
     with pytest.raises(ConfigError, match="drop that metric"):
         _app(files, tmp_path, "metrics.names=[eqt1k_int]")
     env = dict(os.environ, PYTHONPATH=ROOT, ZOO_CACHE=str(tmp_path / "cache"))
-    from zoo.cli import listify_argv
+    from zoo.apps.common import listify_argv
 
     argv = ["metrics.names=fid2k", "metrics.names=a,b", "metrics.names=[c]"]
     assert listify_argv(argv, (), always=("metrics.names",)) == \

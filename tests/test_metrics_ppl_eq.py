@@ -13,7 +13,7 @@ from zoo.metrics import equivariance as EQ
 from zoo.metrics import ppl as PPL
 from zoo.metrics.equivariance import compute_equivariance
 from zoo.metrics.ppl import compute_ppl
-from zoo.models.stylegan3 import set_input_transform
+from zoo.core.contract import set_input_transform
 from zoo.sampling import NotApplicable, noise_inputs
 
 KW = dict(progan=dict(z_dim=16), stylegan=dict(z_dim=16, w_dim=16, mapping_layers=2),

@@ -13,9 +13,10 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from zoo.config import ConfigError, validate
+from zoo.core.errors import ConfigError
+from zoo.training.config import validate
 from zoo.data import DatasetError, open_dataset
-from zoo.data import prepare as prep
+from zoo.data.prepare.process import Processor
 from zoo.data.prepare import format_summary, prepare_dataset
 
 from conftest import ROOT, compose_cfg, write_fake_cifar
@@ -189,7 +190,7 @@ def test_interrupt_removes_the_temporary(tmp_path, monkeypatch):
     _labelled_folder(src, n=5)
     dest = str(tmp_path / "out.zip")
     calls = []
-    real = prep._Processor.__call__
+    real = Processor.__call__
 
     def flaky(self, job):
         calls.append(job[0])
@@ -197,7 +198,7 @@ def test_interrupt_removes_the_temporary(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(self, job)
 
-    monkeypatch.setattr(prep._Processor, "__call__", flaky)
+    monkeypatch.setattr(Processor, "__call__", flaky)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(src, dest)
     assert not os.path.exists(dest) and _leftovers(str(tmp_path)) == []
@@ -426,7 +427,6 @@ def test_ffhq_missing_file_prints_the_prepare_command(tmp_path):
 
 
 def test_prepare_yaml_composes(tmp_path):
-    prep.register_schema()
     cfg = compose_cfg("prepare", overrides=[f"source={tmp_path}", "dest=x.zip", "resolution=512x384",
                                             "transform=center-crop-wide"])
     assert cfg.resolution == "512x384" and cfg.resize_filter == "lanczos" and cfg.workers is None

@@ -132,7 +132,7 @@ def test_wgan_gp_and_drift_terms():
     z, c = torch.randn(4, 32), torch.zeros(4, 0)
     D.requires_grad_(True)
     torch.manual_seed(1)
-    loss.accumulate("Dboth", real, c, z, c, gain=1.0)
+    loss.accumulate("Dboth", real, c, z, c, gain=1.0, cur_nimg=0)
     stats = loss.pop_stats()
     assert all(math.isfinite(v) for v in stats.values())
     assert stats["Loss/gp_penalty"] > 0
@@ -153,12 +153,12 @@ def test_wgan_gp_and_drift_terms():
 
     # Without the penalty: D loss = D(fake) - D(real) + 0.001 * D(real)^2, G loss = -D(fake).
     loss.wgan_lambda = 0.0
-    loss.accumulate("Dboth", real, c, z, c, gain=1.0)
+    loss.accumulate("Dboth", real, c, z, c, gain=1.0, cur_nimg=0)
     with torch.no_grad():
         expect = (D(fake) - D(real) + 0.001 * D(real).square()).mean()
     assert loss.pop_stats()["Loss/D/loss"] == pytest.approx(float(expect), rel=1e-5, abs=1e-6)
     G.requires_grad_(True)
-    loss.accumulate("Gboth", real, c, z, c, gain=1.0)
+    loss.accumulate("Gboth", real, c, z, c, gain=1.0, cur_nimg=0)
     with torch.no_grad():
         assert loss.pop_stats()["Loss/G/loss"] == pytest.approx(float(-D(G(z)).mean()), rel=1e-5, abs=1e-6)
 
@@ -171,7 +171,7 @@ def test_conditional_acgan_outputs_labels_and_adds_the_label_terms():
     assert scores.shape == (4, 1) and labels.shape == (4, 3)
     loss = build_loss("progan", G, D, dict(wgan_lambda=10.0))
     D.requires_grad_(True)
-    loss.accumulate("Dboth", torch.randn(4, 3, 8, 8), c, torch.randn(4, 32), c, gain=1.0)
+    loss.accumulate("Dboth", torch.randn(4, 3, 8, 8), c, torch.randn(4, 32), c, gain=1.0, cur_nimg=0)
     assert all(math.isfinite(v) for v in loss.pop_stats().values())
 
 

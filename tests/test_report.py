@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo import report
+from zoo.apps import report
 
 
 def _job(sweep, name, job=None, stats=(), metrics=(), overrides=()):
@@ -97,9 +97,10 @@ def test_plot_draws_one_coloured_line_per_job(sweep):
 
 
 def test_cli_errors_and_output(sweep, tmp_path, capsys):
-    assert report.main([str(tmp_path / "nope")]) == 2
-    assert "not a directory" in capsys.readouterr().err
-    assert report.main([str(sweep)]) == 0
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tmp_path / "nope")])
+    assert e.value.code == 2 and "not a directory" in capsys.readouterr().err
+    report.main([str(sweep)])
     out = capsys.readouterr().out
     assert "report.md" in out and "| 0_progan" in out
     assert os.path.isfile(sweep / "report.png")

@@ -13,12 +13,13 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo.utils import file_sha256
+from zoo.core.files import file_sha256
 from conftest import ROOT, VGGStandIn, compose_cfg
-from zoo import cli, registry
+import zoo.apps.sample as sample_app
+from zoo import registry
 from zoo import sampling as S
-from zoo.config import ConfigError
-from zoo.training.checkpoint import save_checkpoint
+from zoo.core.errors import ConfigError
+from zoo.core.checkpoint import save_checkpoint
 
 GENS = registry.names()
 STYLED = [g for g in GENS if g != "progan"]
@@ -64,7 +65,7 @@ def _G(ckpts, name):
 
 
 def _sample(ckpt, outdir, *overrides):
-    return cli.sample(compose_cfg("sample", [f"ckpt={ckpt}", "device=cpu", *overrides]), outdir=str(outdir))
+    return sample_app.sample(compose_cfg("sample", [f"ckpt={ckpt}", "device=cpu", *overrides]), outdir=str(outdir))
 
 
 # ------------------------------------------------------------------------------------------------

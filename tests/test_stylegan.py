@@ -168,7 +168,7 @@ def test_r1_penalty_and_w_avg_updates():
     real = torch.randn(4, 3, 8, 8)
     z, c = torch.randn(4, 32), torch.zeros(4, 0)
     D.requires_grad_(True)
-    loss.accumulate("Dboth", real, c, z, c, gain=1.0)
+    loss.accumulate("Dboth", real, c, z, c, gain=1.0, cur_nimg=0)
     loss.end_phase("Dboth")
     stats = loss.pop_stats()
     assert math.isfinite(stats["Loss/r1_penalty"]) and stats["Loss/r1_penalty"] > 0
@@ -179,7 +179,7 @@ def test_r1_penalty_and_w_avg_updates():
     assert not torch.equal(w_after_D, torch.zeros_like(w_after_D))   # w_avg moved in the D pass...
     D.requires_grad_(False)
     G.requires_grad_(True)
-    loss.accumulate("Gboth", real, c, z, c, gain=1.0)
+    loss.accumulate("Gboth", real, c, z, c, gain=1.0, cur_nimg=0)
     loss.end_phase("Gboth")
     assert not torch.equal(G.mapping.w_avg, w_after_D)              # ...and again in the G pass
     with torch.no_grad():

@@ -9,9 +9,9 @@ import torch
 
 from zoo.models import stylegan2
 from zoo.ops.filtered_lrelu import filtered_lrelu_reference
+from zoo.core.contract import make_transform, set_input_transform
 from zoo.models.stylegan3 import (Discriminator, Generator, config_kwargs, kaiser_atten, kaiser_beta,
-                                  lowpass_filter, make_transform, radial_lowpass_filter, set_input_transform,
-                                  synthesis_schedule)
+                                  lowpass_filter, radial_lowpass_filter, synthesis_schedule)
 
 
 def _count(module):

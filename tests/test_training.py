@@ -11,16 +11,17 @@ import torch
 
 import zoo
 from conftest import ROOT, TINY, PicklePayload, compose_cfg
-from zoo import cli
-from zoo.config import ConfigError
-from zoo.training.checkpoint import CheckpointError, find_latest_checkpoint, load_checkpoint, save_checkpoint
+import zoo.apps.sample as sample_app
+import zoo.apps.train as train_app
+from zoo.core.errors import ConfigError
+from zoo.core.checkpoint import CheckpointError, find_latest_checkpoint, load_checkpoint, save_checkpoint
 
 ITER = 8 / 1000  # kimg of one iteration at batch 8
 
 
 def _train(tmp_path, name, *extra):
     cfg = compose_cfg(overrides=TINY + [f"run_root={tmp_path}/runs", *extra])
-    return cli.train(cfg, run_dir=str(tmp_path / "runs" / name))
+    return train_app.train(cfg, run_dir=str(tmp_path / "runs" / name))
 
 
 def _state(run_dir):
@@ -82,8 +83,8 @@ def test_conditional_training_and_sampling(tmp_path):
     assert state["G_kwargs"]["c_dim"] == 5 and state["D_kwargs"]["c_dim"] == 5  # the 5 shape classes
     ckpt = find_latest_checkpoint(run_dir)
     with pytest.raises(ConfigError, match="class_idx"):
-        cli.sample(compose_cfg("sample", overrides=[f"ckpt={ckpt}", "seeds=0-1"]), outdir=str(tmp_path / "s"))
-    out = cli.sample(compose_cfg("sample", overrides=[f"ckpt={ckpt}", "seeds=0-1", "class_idx=3"]),
+        sample_app.sample(compose_cfg("sample", overrides=[f"ckpt={ckpt}", "seeds=0-1"]), outdir=str(tmp_path / "s"))
+    out = sample_app.sample(compose_cfg("sample", overrides=[f"ckpt={ckpt}", "seeds=0-1", "class_idx=3"]),
                      outdir=str(tmp_path / "s"))
     assert os.path.exists(os.path.join(out, "seed0001.png"))
 
@@ -111,7 +112,7 @@ def test_ctrl_c_saves_the_state_and_resume_auto_continues(tmp_path):
     assert stopped_at >= 2
 
     cfg = compose_cfg(overrides=TINY + [f"run_root={runs}", "resume=auto", f"kimg={(stopped_at + 1) * ITER}"])
-    assert cli.train(cfg) == os.path.dirname(ckpt)
+    assert train_app.train(cfg) == os.path.dirname(ckpt)
     assert load_checkpoint(find_latest_checkpoint(str(runs)))["progress"]["batch_idx"] == stopped_at + 1
 
 
@@ -212,7 +213,7 @@ def test_sample_refuses_a_checkpoint_of_another_generation(tmp_path):
     with open_dict(cfg):
         cfg.model.name = "stylegan3"  # as if model=stylegan3 had been asked for
     with pytest.raises(ConfigError, match="holds a 'stylegan2' model, not 'stylegan3'"):
-        cli.sample(cfg, outdir=str(tmp_path / "out"))
+        sample_app.sample(cfg, outdir=str(tmp_path / "out"))
 
 
 def test_train_script_reports_bad_input_in_one_line(tmp_path):
@@ -253,6 +254,6 @@ def test_torchrun_launch_shares_one_run_directory(tmp_path):
 def test_a_failing_job_is_recorded_as_failed(tmp_path):
     cfg = compose_cfg(overrides=TINY + [f"run_root={tmp_path}/runs", "batch=7"])  # not divisible by mbstd
     with pytest.raises(ConfigError):
-        cli.train(cfg, run_dir=str(tmp_path / "runs" / "bad"))
+        train_app.train(cfg, run_dir=str(tmp_path / "runs" / "bad"))
     job = json.load(open(tmp_path / "runs" / "bad" / "job.json"))
     assert job["status"] == "failed" and "batch" in job["error"]

@@ -13,16 +13,17 @@ the file or path and says how to fix it.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from .base import DatasetError, ImageDataset
+from .base import DatasetError, ImageDataset, dataset_labels, real_indices
 from .cifar import CIFAR10Dataset
-from .export import write_dataset
+from .config import KINDS, DataConfig, check_data_config
 from .image_files import ImageFolderDataset, ZipDataset, missing_path_error
 from .sampler import InfiniteSampler
 from .shapes import SHAPE_NAMES, ShapesDataset
+from .writer import write_dataset
 
 __all__ = [
     "DatasetError",
@@ -33,23 +34,18 @@ __all__ = [
     "ShapesDataset",
     "InfiniteSampler",
     "open_dataset",
+    "open_dataset_from_config",
+    "DataConfig",
+    "check_data_config",
+    "dataset_labels",
+    "real_indices",
     "to_float",
     "write_dataset",
     "KINDS",
     "SHAPE_NAMES",
 ]
 
-# kind -> extra keyword arguments it accepts (besides the common ones of open_dataset).
-_COMMON_EXTRA = {"name", "hint", "prepare_hint"}
-_KIND_EXTRA = {
-    "folder": set(),
-    "zip": set(),
-    "image": set(),
-    "ffhq": set(),  # alias of 'image' (an NVIDIA-format zip or folder), used by conf/data/ffhq.yaml
-    "cifar10": {"download", "split"},
-    "shapes": {"num_images"},
-}
-KINDS = sorted(_KIND_EXTRA)
+_COMMON_EXTRA = {"name", "hint", "prepare_hint"}  # accepted by every kind (besides KINDS[kind].options)
 
 
 def open_dataset(
@@ -77,11 +73,11 @@ def open_dataset(
                 hint / prepare_hint (extra advice appended to "path not found" errors).
     """
     kind = str(kind).lower()
-    if kind not in _KIND_EXTRA:
-        raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(KINDS)}")
-    unknown = set(kwargs) - _KIND_EXTRA[kind] - _COMMON_EXTRA
+    if kind not in KINDS:
+        raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(sorted(KINDS))}")
+    unknown = set(kwargs) - KINDS[kind].options - _COMMON_EXTRA
     if unknown:
-        allowed = sorted(_KIND_EXTRA[kind] | _COMMON_EXTRA)
+        allowed = sorted(KINDS[kind].options | _COMMON_EXTRA)
         raise DatasetError(
             f"dataset kind {kind!r} got unknown option(s) {sorted(unknown)}; it accepts path, resolution, mirror, "
             f"use_labels, max_size, seed" + (f" and {', '.join(allowed)}" if allowed else "")
@@ -107,6 +103,18 @@ def open_dataset(
             raise missing_path_error(path, "dataset", hint)
     cls = ImageFolderDataset if kind == "folder" else ZipDataset
     return cls(path, hint=hint, **common, **kwargs)
+
+
+def open_dataset_from_config(dcfg: Mapping[str, Any], resolution: Optional[int]):
+    """Open the dataset a ``data`` config node describes (options its kind does not take are left out)."""
+    kind = KINDS.get(str(dcfg["kind"]).lower())
+    if kind is None:
+        raise DatasetError(f"unknown dataset kind {dcfg['kind']!r}; use one of {', '.join(sorted(KINDS))}")
+    extra: Dict[str, Any] = {k: dcfg[k] for k in ("name", "prepare_hint") if dcfg.get(k) is not None}
+    extra.update({k: dcfg[k] for k in kind.options if dcfg.get(k) not in (None, False)})
+    return open_dataset(dcfg["kind"], dcfg.get("path"), resolution=resolution, mirror=dcfg.get("mirror", False),
+                        use_labels=dcfg.get("use_labels", False), max_size=dcfg.get("max_size"),
+                        seed=int(dcfg.get("seed") or 0), **extra)
 
 
 def to_float(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

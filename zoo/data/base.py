@@ -21,15 +21,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["DatasetError", "ImageDataset", "is_power_of_two"]
+from zoo.core.errors import DatasetError
+from zoo.core.parse import is_power_of_two
 
-
-class DatasetError(ValueError):
-    """A user-facing data problem: the message names the file/path and says how to fix it."""
-
-
-def is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
+__all__ = ["DatasetError", "ImageDataset", "is_power_of_two", "real_indices", "dataset_labels"]
 
 
 class ImageDataset(torch.utils.data.Dataset, abc.ABC):
@@ -184,3 +179,24 @@ class ImageDataset(torch.utils.data.Dataset, abc.ABC):
             f"{type(self).__name__}(name={self.name!r}, len={len(self)}, shape={self.image_shape}, "
             f"label_dim={self.label_dim}, mirror={self.mirror}, max_size={self.max_size})"
         )
+
+
+def real_indices(dataset) -> np.ndarray:
+    """Indices of the unflipped items of ``dataset`` (all of them unless it is mirrored)."""
+    xflip = getattr(dataset, "_xflip", None)
+    if xflip is not None and len(xflip) == len(dataset):
+        return np.flatnonzero(np.asarray(xflip) == 0)
+    n = len(dataset)
+    return np.arange(n // 2 if getattr(dataset, "mirror", False) else n)
+
+
+def dataset_labels(dataset, unflipped: bool = False) -> Optional[torch.Tensor]:
+    """float32 ``[N, label_dim]`` labels of every item (``unflipped``: of the unflipped items only, as
+    the metrics use), or None when the dataset has no labels. A conditional G draws its classes from
+    these rows, as NVIDIA's training loop and metrics do."""
+    if dataset is None or not getattr(dataset, "has_labels", False) or getattr(dataset, "label_dim", 0) == 0:
+        return None
+    labels = np.asarray(dataset.get_all_labels(), dtype=np.float32)
+    if unflipped:
+        labels = labels[real_indices(dataset)]
+    return torch.from_numpy(np.ascontiguousarray(labels))

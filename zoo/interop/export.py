@@ -4,7 +4,7 @@
     python -m zoo.interop.export ckpt=ffhq-256.pt format=rosinality out=ffhq-256-rosinality.pt
     python -m zoo.interop.export ckpt=stylegan2-ffhq-1024x1024.pkl format=rosinality out=ffhq.pt
 
-Arguments are ``key=value`` pairs (parsed with ``OmegaConf.from_dotlist``, like ``zoo.bench``):
+Arguments are ``key=value`` pairs (a Hydra app, ``zoo.apps.export``; ``--help`` lists them):
 
 - ``ckpt``: anything ``zoo.load`` reads (zoo ``.pt``, NVIDIA ``.pkl``, rosinality ``.pt``, an
   export written by this module).
@@ -31,21 +31,19 @@ channel_multiplier)`` / ``Discriminator(size, channel_multiplier)``; the argumen
 """
 from __future__ import annotations
 
-import os
-import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from zoo.interop.safe_pickle import InteropError
-from zoo.training.checkpoint import CheckpointError, atomic_torch_save, save_checkpoint
-from zoo.utils import file_sha256
+from zoo.core.checkpoint import save_checkpoint
+from zoo.core.errors import InteropError
+from zoo.core.files import atomic_torch_save
+from zoo.interop.load import load_any
+from zoo.interop.nvidia import KEY_MAP, NVIDIA_EXPORT_FORMAT, NVIDIA_EXPORT_VERSION
+from zoo.interop.rosinality import to_rosinality
 
-__all__ = ["export", "to_nvidia", "nvidia_init_kwargs", "is_nvidia_export", "import_nvidia_export", "main",
-           "NVIDIA_EXPORT_FORMAT", "FORMATS"]
+__all__ = ["export", "to_nvidia", "nvidia_init_kwargs", "FORMATS"]
 
-NVIDIA_EXPORT_FORMAT = "zoo-nvidia-state-dicts"
-NVIDIA_EXPORT_VERSION = 1
 FORMATS = ("nvidia", "rosinality")
 
 _CLASS_NAMES = {
@@ -109,7 +107,6 @@ def nvidia_init_kwargs(generation: str, G_kwargs: Dict[str, Any], D_kwargs: Opti
 
 
 def _nvidia_sd(sd: Dict[str, torch.Tensor], generation: str) -> "Dict[str, torch.Tensor]":
-    from zoo.interop.nvidia import KEY_MAP
 
     inv = {v: k for k, v in KEY_MAP.get(generation, {}).items()}
     return {inv.get(k, k): v.detach().cpu().clone() for k, v in sd.items()}
@@ -143,74 +140,6 @@ def to_nvidia(state: Dict[str, Any], flavour: str = "stylegan3") -> Dict[str, An
     return out
 
 
-def is_nvidia_export(obj: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("format") == NVIDIA_EXPORT_FORMAT
-
-
-class _Net:
-    """The view of a network that :mod:`zoo.interop.nvidia`'s identification reads (class name, init
-    kwargs, state dict), for state dicts exported by :func:`to_nvidia`."""
-
-    def __init__(self, class_name: str, init_kwargs: Dict[str, Any], sd: Dict[str, torch.Tensor]):
-        self.class_name = str(class_name)
-        self.init_kwargs = init_kwargs
-        self._sd = sd
-
-    def state_dict(self) -> Dict[str, torch.Tensor]:
-        return dict(self._sd)
-
-
-def import_nvidia_export(path: str, data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """A zoo checkpoint dict from a file written by ``export format=nvidia`` (or any ``.pt`` in that
-    layout): the architecture is identified and checked as for NVIDIA's pickles, weights load strictly."""
-    from zoo import registry
-    from zoo.interop.nvidia import identify, load_strict, network_kwargs
-    from zoo.interop.rosinality import read_torch_file
-
-    if data is None:
-        data = read_torch_file(path)
-    if not is_nvidia_export(data):
-        raise InteropError(f"{path!r}: not a '{NVIDIA_EXPORT_FORMAT}' file")
-    if int(data.get("format_version", 0)) > NVIDIA_EXPORT_VERSION:
-        raise InteropError(f"{path!r} was written by a newer zoo (format {data['format_version']})")
-    for k in ("G_ema", "G", "D"):
-        if data.get(k) is not None and not isinstance(data[k], dict):
-            raise InteropError(f"{path!r}: {k} is a {type(data[k]).__name__}, not a state dict")
-    ref = "G_ema" if data.get("G_ema") is not None else "G"
-    if data.get(ref) is None or not isinstance(data.get("G_init_kwargs"), dict):
-        raise InteropError(f"{path!r}: needs G_ema (or G) and G_init_kwargs")
-    G = _Net(data.get("G_class_name", ""), data["G_init_kwargs"], data[ref])
-    D = _Net(data.get("D_class_name", ""), data.get("D_init_kwargs") or {}, data["D"]) if data.get("D") is not None else None
-    info = identify(G, data[ref])
-    G_kwargs, D_kwargs = network_kwargs(G, D, info)
-    spec = registry.get(info["generation"])
-    state: Dict[str, Any] = {"generation": info["generation"], "G_kwargs": G_kwargs, "D_kwargs": D_kwargs}
-    for k in ("G_ema", "G"):
-        if data.get(k) is not None:
-            net = spec.build_generator(**G_kwargs)
-            load_strict(net, data[k], k, info["generation"])
-            state[k] = {n: v.detach().cpu().clone() for n, v in net.state_dict().items()}
-    if D is not None:
-        net = spec.build_discriminator(**D_kwargs)
-        load_strict(net, data["D"], "D", info["generation"])
-        state["D"] = {n: v.detach().cpu().clone() for n, v in net.state_dict().items()}
-    state.setdefault("G_ema", state.get("G"))
-    state.setdefault("G", state["G_ema"])
-    if isinstance(data.get("augment_pipe"), dict):
-        state["augment_pipe"] = {k: v.clone() for k, v in data["augment_pipe"].items()}
-    state["source"] = {
-        "file": os.path.basename(str(path)),
-        "sha256": file_sha256(path) if os.path.isfile(str(path)) else None,
-        "format": NVIDIA_EXPORT_FORMAT,
-        "flavour": info["flavour"],
-        "config": info.get("config"),
-        "class_names": {"G": G.class_name, "D": D.class_name if D is not None else None},
-        "init_kwargs": {"G": data["G_init_kwargs"], "D": data.get("D_init_kwargs")},
-        "exported_from": data.get("source"),
-    }
-    return state
-
-
 # ------------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------------
@@ -219,7 +148,6 @@ def export(ckpt: Any, format: str, out: str, flavour: str = "stylegan3") -> Dict
     """Write ``ckpt`` (a path ``zoo.interop.load_any`` reads, or a checkpoint dict) to ``out`` in
     ``format`` (``'nvidia'`` or ``'rosinality'``). Returns a summary dict (and, for rosinality, the
     constructor arguments and behaviour notes)."""
-    from zoo.interop import load_any
 
     if format not in FORMATS:
         raise InteropError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -230,8 +158,6 @@ def export(ckpt: Any, format: str, out: str, flavour: str = "stylegan3") -> Dict
         summary.update(config=payload["config"], flavour=payload["flavour"], G_class_name=payload["G_class_name"],
                        networks=[k for k in ("G_ema", "G", "D") if k in payload])
     else:
-        from zoo.interop.rosinality import to_rosinality
-
         payload, args, notes = to_rosinality(state)
         summary.update(args=args, notes=notes, networks=[k for k in ("g_ema", "g", "d") if k in payload])
     _save(out, payload)
@@ -247,45 +173,7 @@ def _save(path: str, payload: Dict[str, Any]) -> None:
         atomic_torch_save(path, payload)
 
 
-USAGE = "usage: python -m zoo.interop.export ckpt=SRC format=nvidia|rosinality out=DST.pt [flavour=stylegan3|ada]"
+if __name__ == "__main__":  # python -m zoo.interop.export ckpt=... format=... out=...
+    from zoo.apps.export import main
 
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from omegaconf import OmegaConf
-
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or any(a in ("-h", "--help") for a in argv):
-        print(USAGE + "\n\n" + __doc__.split("\n\n")[0])
-        return 0 if argv else 2
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        print(f"error: arguments are key=value pairs, got {bad}\n{USAGE}", file=sys.stderr)
-        return 2
-    args = OmegaConf.to_container(OmegaConf.from_dotlist(argv))
-    unknown = set(args) - {"ckpt", "format", "out", "flavour"}
-    missing = [k for k in ("ckpt", "format", "out") if args.get(k) in (None, "")]
-    if unknown or missing:
-        print(f"error: {'unknown key(s) ' + ', '.join(sorted(unknown)) if unknown else ''}"
-              f"{'; ' if unknown and missing else ''}{'missing ' + ', '.join(missing) if missing else ''}\n{USAGE}",
-              file=sys.stderr)
-        return 2
-    try:
-        s = export(str(args["ckpt"]), str(args["format"]), str(args["out"]), flavour=str(args.get("flavour", "stylegan3")))
-    except CheckpointError as e:   # InteropError included
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if s["format"] == "nvidia":
-        print(f"[zoo] {args['ckpt']} -> {s['out']}: {s['generation']}{' config ' + s['config'].upper() if s['config'] else ''} "
-              f"state dicts {'/'.join(s['networks'])} for {s['G_class_name']} ({s['flavour']} kwargs)", flush=True)
-    else:
-        a = s["args"]
-        print(f"[zoo] {args['ckpt']} -> {s['out']}: {'/'.join(s['networks'])} + latent_avg for rosinality "
-              f"Generator({a['size']}, {a['style_dim']}, {a['n_mlp']}, channel_multiplier={a['channel_multiplier']}) / "
-              f"Discriminator({a['size']}, channel_multiplier={a['channel_multiplier']})", flush=True)
-        for n in s["notes"]:
-            print(f"[zoo] note: {n}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    main()

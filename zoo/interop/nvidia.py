@@ -4,7 +4,7 @@ The pickle is read with :mod:`zoo.interop.safe_pickle` (no code from the file ru
 is a :class:`~zoo.interop.safe_pickle.PersistentObject` stub whose state dict is rebuilt from its
 ``nn.Module`` state; the architecture (StyleGAN2 or StyleGAN3 T/R, resolution, channels, mapping
 depth, c_dim, img_channels) is read from the init kwargs and checked against the tensors; the zoo
-network is built through :mod:`zoo.registry` and loaded with strict key and shape checks.
+network is built through :mod:`zoo.generations` and loaded with strict key and shape checks.
 """
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from zoo.interop.safe_pickle import InteropError, PersistentObject, plain, safe_load
-from zoo.utils import file_sha256
+from zoo import generations
+from zoo.core.errors import InteropError
+from zoo.core.files import file_sha256
+from zoo.interop.safe_pickle import PersistentObject, jsonable, plain, read_torch_file, safe_load
+from zoo.interop.tf import import_tf_pickle, is_tf_tuple
 
 __all__ = ["import_nvidia_pickle", "network_kwargs", "identify"]
 
@@ -224,15 +227,12 @@ def _cpu_state(net: torch.nn.Module) -> Dict[str, torch.Tensor]:
 
 def import_nvidia_pickle(path: str) -> Dict[str, Any]:
     """Read an NVIDIA PyTorch pickle and return a zoo checkpoint dict (the format of
-    :mod:`zoo.training.checkpoint`) with ``source: {file, sha256, format, ...}``."""
-    from zoo import registry
+    :mod:`zoo.core.checkpoint`) with ``source: {file, sha256, format, ...}``."""
 
     if not os.path.isfile(path):
         raise InteropError(f"checkpoint not found: {path!r}")
     data = safe_load(path)
     if isinstance(data, tuple):
-        from zoo.interop.tf import import_tf_pickle, is_tf_tuple
-
         if is_tf_tuple(data):  # NVIDIA's TensorFlow releases (StyleGAN2-TF, StyleGAN, ProGAN)
             return import_tf_pickle(path, data)
         raise InteropError(f"{path!r}: a tuple of {len(data)} "
@@ -249,7 +249,7 @@ def import_nvidia_pickle(path: str) -> Dict[str, Any]:
     sds = {k: v.state_dict() for k, v in nets.items() if v is not None}
     info = identify(G_ref, sds["G_ema" if nets["G_ema"] is not None else "G"])
     G_kwargs, D_kwargs = network_kwargs(G_ref, nets["D"], info)
-    spec = registry.get(info["generation"])
+    spec = generations.get(info["generation"])
     state: Dict[str, Any] = {"generation": info["generation"], "G_kwargs": G_kwargs, "D_kwargs": D_kwargs}
     for k in ("G", "G_ema"):
         if k in sds:
@@ -274,18 +274,77 @@ def import_nvidia_pickle(path: str) -> Dict[str, Any]:
         "config": info.get("config"),
         "class_names": {k: v.class_name for k, v in nets.items() if v is not None},
         "module_src_sha256": {k: v.module_src_sha256 for k, v in nets.items() if v is not None},
-        "init_kwargs": {k: _jsonable(v.init_kwargs) for k, v in nets.items() if v is not None},
-        "training_set_kwargs": _jsonable(plain(tsk)) if isinstance(tsk, dict) else None,
+        "init_kwargs": {k: jsonable(v.init_kwargs) for k, v in nets.items() if v is not None},
+        "training_set_kwargs": jsonable(plain(tsk)) if isinstance(tsk, dict) else None,
     }
     return state
 
 
-def _jsonable(obj: Any) -> Any:
-    """Plain containers of str/int/float/bool/None only (so ``weights_only`` loads the result)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return repr(obj)
+# ------------------------------------------------------------------------------------------------
+# The files ``python -m zoo.interop.export format=nvidia`` writes (NVIDIA's state dicts and init kwargs)
+# ------------------------------------------------------------------------------------------------
+
+NVIDIA_EXPORT_FORMAT = "zoo-nvidia-state-dicts"
+
+NVIDIA_EXPORT_VERSION = 1
+
+def is_nvidia_export(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("format") == NVIDIA_EXPORT_FORMAT
+
+class _Net:
+    """The view of a network that :mod:`zoo.interop.nvidia`'s identification reads (class name, init
+    kwargs, state dict), for state dicts exported by :func:`to_nvidia`."""
+
+    def __init__(self, class_name: str, init_kwargs: Dict[str, Any], sd: Dict[str, torch.Tensor]):
+        self.class_name = str(class_name)
+        self.init_kwargs = init_kwargs
+        self._sd = sd
+
+    def state_dict(self) -> Dict[str, torch.Tensor]:
+        return dict(self._sd)
+
+def import_nvidia_export(path: str, data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """A zoo checkpoint dict from a file written by ``export format=nvidia`` (or any ``.pt`` in that
+    layout): the architecture is identified and checked as for NVIDIA's pickles, weights load strictly."""
+    if data is None:
+        data = read_torch_file(path)
+    if not is_nvidia_export(data):
+        raise InteropError(f"{path!r}: not a '{NVIDIA_EXPORT_FORMAT}' file")
+    if int(data.get("format_version", 0)) > NVIDIA_EXPORT_VERSION:
+        raise InteropError(f"{path!r} was written by a newer zoo (format {data['format_version']})")
+    for k in ("G_ema", "G", "D"):
+        if data.get(k) is not None and not isinstance(data[k], dict):
+            raise InteropError(f"{path!r}: {k} is a {type(data[k]).__name__}, not a state dict")
+    ref = "G_ema" if data.get("G_ema") is not None else "G"
+    if data.get(ref) is None or not isinstance(data.get("G_init_kwargs"), dict):
+        raise InteropError(f"{path!r}: needs G_ema (or G) and G_init_kwargs")
+    G = _Net(data.get("G_class_name", ""), data["G_init_kwargs"], data[ref])
+    D = _Net(data.get("D_class_name", ""), data.get("D_init_kwargs") or {}, data["D"]) if data.get("D") is not None else None
+    info = identify(G, data[ref])
+    G_kwargs, D_kwargs = network_kwargs(G, D, info)
+    spec = generations.get(info["generation"])
+    state: Dict[str, Any] = {"generation": info["generation"], "G_kwargs": G_kwargs, "D_kwargs": D_kwargs}
+    for k in ("G_ema", "G"):
+        if data.get(k) is not None:
+            net = spec.build_generator(**G_kwargs)
+            load_strict(net, data[k], k, info["generation"])
+            state[k] = {n: v.detach().cpu().clone() for n, v in net.state_dict().items()}
+    if D is not None:
+        net = spec.build_discriminator(**D_kwargs)
+        load_strict(net, data["D"], "D", info["generation"])
+        state["D"] = {n: v.detach().cpu().clone() for n, v in net.state_dict().items()}
+    state.setdefault("G_ema", state.get("G"))
+    state.setdefault("G", state["G_ema"])
+    if isinstance(data.get("augment_pipe"), dict):
+        state["augment_pipe"] = {k: v.clone() for k, v in data["augment_pipe"].items()}
+    state["source"] = {
+        "file": os.path.basename(str(path)),
+        "sha256": file_sha256(path) if os.path.isfile(str(path)) else None,
+        "format": NVIDIA_EXPORT_FORMAT,
+        "flavour": info["flavour"],
+        "config": info.get("config"),
+        "class_names": {"G": G.class_name, "D": D.class_name if D is not None else None},
+        "init_kwargs": {"G": data["G_init_kwargs"], "D": data.get("D_init_kwargs")},
+        "exported_from": data.get("source"),
+    }
+    return state

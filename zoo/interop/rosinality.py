@@ -51,7 +51,6 @@ fixed minibatch-stddev group of 4; imported networks get ``conv_clamp=None``.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
@@ -60,8 +59,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from zoo.interop.safe_pickle import InteropError
-from zoo.utils import file_sha256
+from zoo import generations
+from zoo.core.errors import InteropError
+from zoo.core.files import file_sha256
+from zoo.interop.nvidia import load_strict
+from zoo.interop.safe_pickle import read_torch_file
 
 __all__ = ["is_rosinality", "import_rosinality", "to_rosinality", "g_to_rosinality", "d_to_rosinality",
            "g_from_rosinality", "d_from_rosinality", "rosinality_args", "FORMAT_NAME"]
@@ -385,16 +387,6 @@ def d_from_rosinality(rsd: Sd, ref: Sd, img_resolution: int, where: str = "d") -
     return out
 
 
-def read_torch_file(path: str) -> Any:
-    """``torch.load(path, weights_only=True)``, with ``argparse.Namespace`` (the ``args`` entry
-    rosinality's train.py saves) allow-listed: rebuilding one sets attributes on an empty
-    namespace and runs no code."""
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InteropError(f"{path!r}: not readable with torch.load(weights_only=True) "
-                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def import_rosinality(path: str, data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -404,8 +396,6 @@ def import_rosinality(path: str, data: Optional[Dict[str, Any]] = None) -> Dict[
     StyleGAN2 networks are built through the registry and loaded strictly. Without ``latent_avg``
     (checkpoints written by rosinality's train.py) ``mapping.w_avg`` is estimated as the mean of
     10,000 mapped z (seed 0), as rosinality's ``mean_latent`` does, and the source records it."""
-    from zoo import registry
-    from zoo.interop.nvidia import load_strict
 
     if data is None:
         if not os.path.isfile(path):
@@ -416,7 +406,7 @@ def import_rosinality(path: str, data: Optional[Dict[str, Any]] = None) -> Dict[
     ref_key = "g_ema" if isinstance(data.get("g_ema"), dict) else "g"
     cfg = _generator_config(data[ref_key], ref_key)
     G_kwargs, D_kwargs = _zoo_g_kwargs(cfg), _zoo_d_kwargs(cfg)
-    spec = registry.get("stylegan2")
+    spec = generations.get("stylegan2")
     state: Dict[str, Any] = {"generation": "stylegan2", "G_kwargs": G_kwargs, "D_kwargs": D_kwargs}
     latent_avg = data.get("latent_avg")
     if latent_avg is not None:

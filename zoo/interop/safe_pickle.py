@@ -34,6 +34,7 @@ Anything else (``os.system``, ``builtins.eval``, ``subprocess.Popen``, any class
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import hashlib
 import io
@@ -43,18 +44,10 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from zoo.training.checkpoint import CheckpointError
+from zoo.core.errors import InteropError, UnsafePickleError
 
 __all__ = ["SafeUnpickler", "PersistentObject", "EasyDict", "TFNetwork", "UnsafePickleError", "InteropError",
-           "safe_load", "ALLOWED_GLOBALS"]
-
-
-class InteropError(CheckpointError):
-    """A foreign checkpoint could not be imported (format, architecture or key/shape mismatch)."""
-
-
-class UnsafePickleError(InteropError):
-    """The pickle references a global outside the allow-list."""
+           "safe_load", "ALLOWED_GLOBALS", "jsonable", "read_torch_file"]
 
 
 class EasyDict(dict):
@@ -243,4 +236,27 @@ def safe_load(path_or_file: Any, source: Optional[str] = None) -> Any:
         raise
     except Exception as e:  # truncated / corrupt stream, inner torch.load refusal...
         raise InteropError(f"{source or '<pickle>'}: not a readable NVIDIA pickle "
+                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain containers of str/int/float/bool/None only (so ``weights_only`` loads the result)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return repr(obj)
+
+
+def read_torch_file(path: str) -> Any:
+    """``torch.load(path, weights_only=True)``, with ``argparse.Namespace`` (the ``args`` entry
+    rosinality's train.py saves) allow-listed: rebuilding one sets attributes on an empty
+    namespace and runs no code."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InteropError(f"{path!r}: not readable with torch.load(weights_only=True) "
                            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

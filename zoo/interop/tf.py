@@ -8,7 +8,7 @@ from the file.
 network-building source it carries is never executed). The variables of a network and its
 components are collected under scoped names (``mapping/Dense0/weight``, ``synthesis/64x64/Conv0_up/
 weight``, ``dlatent_avg``...). The architecture is read from the variable shapes (checked against
-``static_kwargs``), the zoo network is built through :mod:`zoo.registry`, and **every** zoo tensor is
+``static_kwargs``), the zoo network is built through :mod:`zoo.generations`, and **every** zoo tensor is
 filled from exactly one TF variable by a fixed rule (transposes, flips, ``+1``...); a TF variable
 that no rule consumes, one that is missing, or a shape that does not fit fails naming it.
 
@@ -38,9 +38,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from zoo.interop.nvidia import _jsonable
-from zoo.interop.safe_pickle import InteropError, TFNetwork
-from zoo.utils import file_sha256
+from zoo import generations
+from zoo.core.errors import InteropError
+from zoo.core.files import file_sha256
+from zoo.interop.safe_pickle import TFNetwork, jsonable, safe_load
 
 __all__ = ["import_tf_pickle", "is_tf_tuple", "tf_variables", "identify_tf", "FORMAT_NAME"]
 
@@ -628,7 +629,6 @@ def _flavour(generation: str, G: TFNetwork, v: Dict[str, np.ndarray]) -> str:
 
 def convert_tf_networks(G: TFNetwork, D: TFNetwork, Gs: TFNetwork) -> Dict[str, Any]:
     """``(G, D, Gs)`` stubs -> the parts of a zoo checkpoint (generation, kwargs, state dicts)."""
-    from zoo import registry
 
     vs = {"G": tf_variables(G), "D": tf_variables(D), "G_ema": tf_variables(Gs)}
     generation = identify_tf(Gs, vs["G_ema"])
@@ -656,7 +656,7 @@ def convert_tf_networks(G: TFNetwork, D: TFNetwork, Gs: TFNetwork) -> Dict[str, 
         G_rules = _progan_up_rules(vg, G_kwargs["img_resolution"]) + _progan_G_rules(G_kwargs["img_resolution"])
         D_rules = _progressive_D_rules(G_kwargs["img_resolution"])
         ignorable = lambda name: False
-    spec = registry.get(generation)
+    spec = generations.get(generation)
     state: Dict[str, Any] = {"generation": generation, "G_kwargs": G_kwargs, "D_kwargs": D_kwargs}
     for k, net_name in (("G_ema", "Gs"), ("G", "G")):
         if k == "G" and generation == "progan":
@@ -674,7 +674,6 @@ def convert_tf_networks(G: TFNetwork, D: TFNetwork, Gs: TFNetwork) -> Dict[str, 
 def import_tf_pickle(path: str, data: Any = None) -> Dict[str, Any]:
     """Read a TF-era ``(G, D, Gs)`` pickle (or take its already safely unpickled ``data``) and return
     a zoo checkpoint dict with ``source: {file, sha256, format: 'nvidia-tf', ...}``."""
-    from zoo.interop.safe_pickle import safe_load
 
     if data is None:
         if not os.path.isfile(path):
@@ -698,7 +697,7 @@ def import_tf_pickle(path: str, data: Any = None) -> Dict[str, Any]:
         "class_names": {k: str(n.get("build_func_name")) for k, n in nets.items()},
         "network_versions": {k: n.get("version") for k, n in nets.items()},
         "module_src_sha256": {k: n.module_src_sha256 for k, n in nets.items()},
-        "static_kwargs": {k: _jsonable(n.static_kwargs) for k, n in nets.items()},
+        "static_kwargs": {k: jsonable(n.static_kwargs) for k, n in nets.items()},
     }
     return state
 

@@ -8,13 +8,16 @@ NVIDIA's names and protocols (``fid50k_full``, ``kid50k_full``, ``pr50k3_full``,
     records[0]["results"]                                      # {'fid2k': 12.3}
 
 From the command line: ``python -m zoo.metrics ckpt=PATH metrics.names=[fid50k_full]``
-(:mod:`zoo.metrics.app`). Modules: :mod:`.registry` (names), :mod:`.compute` (running them),
+(the app is :mod:`zoo.apps.metrics`). Modules: :mod:`.registry` (names), :mod:`.compute` (running them),
 :mod:`.features` (feature passes, statistics cache), :mod:`.detectors` (feature networks, the
 cached downloader), :mod:`.frechet`, :mod:`.kid`, :mod:`.precision_recall` (the distances),
 :mod:`.ppl`, :mod:`.equivariance`.
 """
 from zoo.metrics.compute import check_applicable, compute_metrics, load_detectors, metrics_config
-from zoo.metrics.detectors import ChecksumError, Detector, DetectorError, cached_download, load_detector
+from zoo.core.download import cached_download
+from zoo.core.errors import ChecksumError, DetectorError
+from zoo.metrics.config import MetricsConfig
+from zoo.metrics.detectors import Detector, load_detector
 from zoo.metrics.frechet import frechet_distance
 from zoo.metrics.kid import kernel_inception_distance
 from zoo.metrics.precision_recall import precision_recall
@@ -22,6 +25,6 @@ from zoo.metrics.registry import MetricSpec, check_metric_names, metric_names_he
 
 __all__ = [
     "compute_metrics", "check_metric_names", "check_applicable", "parse_metric", "metric_names_help",
-    "MetricSpec", "metrics_config", "load_detectors", "load_detector", "Detector", "DetectorError",
+    "MetricSpec", "MetricsConfig", "metrics_config", "load_detectors", "load_detector", "Detector", "DetectorError",
     "ChecksumError", "cached_download", "frechet_distance", "kernel_inception_distance", "precision_recall",
 ]

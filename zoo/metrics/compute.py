@@ -20,11 +20,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from zoo.config import ConfigError, MetricsConfig
+from zoo.core.contract import generation_name, has_styles, input_transform
+from zoo.core.distributed import all_ranks_agree, broadcast_float, is_distributed
+from zoo.core.download import cache_dir
+from zoo.core.errors import ConfigError, NotApplicable
+from zoo.data import dataset_labels, real_indices
 from zoo.metrics import features as F
-from zoo.metrics.detectors import Detector, cache_dir, load_detector, resolve_detector
+from zoo.metrics.config import MetricsConfig
+from zoo.metrics.detectors import Detector, load_detector, resolve_detector
+from zoo.metrics.equivariance import compute_equivariance
 from zoo.metrics.frechet import frechet_distance
 from zoo.metrics.kid import kernel_inception_distance
+from zoo.metrics.ppl import compute_ppl
 from zoo.metrics.precision_recall import precision_recall
 from zoo.metrics.registry import (EQ_BATCH, EQ_ROTATE_MAX, EQ_TRANSLATE_MAX, KID_SUBSET_SIZE, KID_SUBSETS,
                                   PPL_BATCH, MetricSpec, check_metric_names)
@@ -34,7 +41,7 @@ __all__ = ["compute_metrics", "check_applicable", "metrics_config", "load_detect
 
 def metrics_config(cfg: Any) -> Dict[str, Any]:
     """The metrics config (a ``MetricsConfig``, DictConfig or dict; None for the defaults) as a
-    plain dict with every :class:`zoo.config.MetricsConfig` key (unknown keys are kept)."""
+    plain dict with every :class:`zoo.metrics.config.MetricsConfig` key (unknown keys are kept)."""
     out = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
            for f in dataclasses.fields(MetricsConfig)}
     if cfg is None:
@@ -50,20 +57,12 @@ def metrics_config(cfg: Any) -> Dict[str, Any]:
     return out
 
 
-def _generation(G, generation: Optional[str]) -> str:
-    from zoo.sampling import generation_name
-
-    return getattr(G, "generation", None) or generation or generation_name(G)
-
-
 def check_applicable(names: Sequence[Any], G, generation: Optional[str] = None) -> None:
-    """Raise :class:`zoo.sampling.NotApplicable` if a metric does not exist for ``G``: the
+    """Raise :class:`zoo.core.errors.NotApplicable` if a metric does not exist for ``G``: the
     equivariance metrics need StyleGAN3's input transform, W-space PPL a mapping network."""
-    from zoo.sampling import NotApplicable, has_styles
-
-    gen = _generation(G, generation)
+    gen = getattr(G, "generation", None) or generation or generation_name(G)
     for spec in (n if isinstance(n, MetricSpec) else check_metric_names([n])[0] for n in names):
-        if spec.kind == "eq" and not hasattr(getattr(getattr(G, "synthesis", None), "input", None), "transform"):
+        if spec.kind == "eq" and input_transform(G) is None:
             raise NotApplicable(f"{spec.name}: the equivariance metrics need a StyleGAN3 generator (an input "
                                 f"transform), and a {gen} generator has none")
         if spec.kind == "ppl" and spec.space == "w" and not has_styles(G):
@@ -71,16 +70,12 @@ def check_applicable(names: Sequence[Any], G, generation: Optional[str] = None) 
                                 f"(use ppl2_zend or ppl2_zfull)")
 
 
-def _distributed(world_size: int) -> bool:
-    return F._distributed(world_size)
-
-
 def load_detectors(which: Sequence[str], mcfg: Dict[str, Any], device: Any, rank: int = 0,
                    world_size: int = 1) -> Dict[str, Detector]:
     """Load the detectors ``which`` (``'inception'``, ``'vgg'``). With several processes rank 0
     resolves (downloads) first and the others follow, as NVIDIA's metrics do."""
     which = sorted(set(which))
-    if _distributed(world_size):
+    if is_distributed(world_size):
         import torch.distributed as dist
 
         error = None
@@ -99,16 +94,6 @@ def load_detectors(which: Sequence[str], mcfg: Dict[str, Any], device: Any, rank
     return {w: load_detector(w, mcfg, device) for w in which}
 
 
-def _broadcast_float(value: float, world_size: int, device: torch.device) -> float:
-    if not _distributed(world_size):
-        return float(value)
-    import torch.distributed as dist
-
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
-    dist.broadcast(t, src=0)
-    return float(t.item())
-
-
 class _FeatureBank:
     """Features of reals and generated images, computed on first use and shared between metrics.
 
@@ -120,7 +105,7 @@ class _FeatureBank:
                  labels: Optional[torch.Tensor], device: torch.device, rank: int, world_size: int, progress: bool):
         self.G, self.dataset, self.detectors, self.mcfg = G, dataset, detectors, mcfg
         self.labels, self.device, self.rank, self.world_size, self.progress = labels, device, rank, world_size, progress
-        self.num_reals = len(F.real_indices(dataset)) if dataset is not None else 0
+        self.num_reals = len(real_indices(dataset)) if dataset is not None else 0
         self.content_hash = dataset.content_hash() if dataset is not None else None
         self.real_plan: Dict[int, Dict[str, set]] = {}
         self.gen_plan: Dict[int, Dict[str, set]] = {}
@@ -157,7 +142,7 @@ class _FeatureBank:
                 path = F.stats_cache_path(cache, key)
                 where[(det, cap)] = (path, key)
                 stats = F.load_cached_stats(path, key) if use_cache else None
-                if F.all_ranks_agree(stats is not None, self.world_size, self.device):
+                if all_ranks_agree(stats is not None, self.world_size, self.device):
                     self._real[(det, n, cap)] = (stats, True)
                 else:
                     missing.setdefault(det, set()).add(cap)
@@ -210,7 +195,7 @@ def _check_inputs(specs: List[MetricSpec], G, dataset) -> None:
         if g_ch != d_ch:
             raise ConfigError("data", f"the dataset has {d_ch} channel(s) but the generator makes {g_ch}",
                               "compare with a dataset of the generator's kind")
-        if len(F.real_indices(dataset)) == 0:
+        if len(real_indices(dataset)) == 0:
             raise ConfigError("data", "the dataset has no images", "point data at a non-empty dataset")
     if c_dim and getattr(dataset, "label_dim", 0) != c_dim:
         raise ConfigError("data.use_labels", f"the generator is conditional ({c_dim} labels) but the dataset "
@@ -224,7 +209,7 @@ def compute_metrics(names: Sequence[str], G, dataset, cfg: Any, *, device: Any, 
 
     ``dataset``: the :class:`zoo.data.ImageDataset` to compare with (its unflipped items; labels
     for a conditional G); it may be None when no metric needs reals and G is unconditional.
-    ``cfg``: the metrics config (:class:`zoo.config.MetricsConfig`, a DictConfig or a dict; only
+    ``cfg``: the metrics config (:class:`zoo.metrics.config.MetricsConfig`, a DictConfig or a dict; only
     its detector/cache/batch/seed keys are read, ``names`` is not). ``G`` must already be on
     ``device``; it is run without gradients and left unchanged. ``kimg`` and
     ``generation`` are recorded (``G.generation`` wins when set). With ``world_size > 1`` every
@@ -240,18 +225,18 @@ def compute_metrics(names: Sequence[str], G, dataset, cfg: Any, *, device: Any, 
     records the detector (name, sha256, URL), the numbers of real and generated samples, truncation
     psi (1), the noise mode, the dataset (name, content hash, resolution, unflipped images), kimg,
     generation, seed, the number of processes and whether the real statistics came from the cache.
-    Raises :class:`zoo.config.ConfigError` (bad names, missing detector or data) and
-    :class:`zoo.sampling.NotApplicable` (e.g. EQ on StyleGAN2) before any work is done.
+    Raises :class:`zoo.core.errors.ConfigError` (bad names, missing detector or data) and
+    :class:`zoo.core.errors.NotApplicable` (e.g. EQ on StyleGAN2) before any work is done.
     """
     specs = check_metric_names(names)
     mcfg = metrics_config(cfg)
     device = torch.device(device)
-    gen_name = _generation(G, generation)
+    gen_name = getattr(G, "generation", None) or generation or generation_name(G)
     check_applicable(specs, G, gen_name)
     _check_inputs(specs, G, dataset)
-    if _distributed(world_size) and not 0 <= rank < world_size:
+    if is_distributed(world_size) and not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} out of range for world_size {world_size}")
-    labels = F.dataset_labels(dataset) if int(getattr(G, "c_dim", 0) or 0) else None
+    labels = dataset_labels(dataset, unflipped=True) if int(getattr(G, "c_dim", 0) or 0) else None
     detectors = load_detectors([s.detector for s in specs if s.detector], mcfg, device, rank, world_size)
     bank = _FeatureBank(specs, G, dataset, detectors, mcfg, labels, device, rank, world_size, progress)
     seed = int(mcfg["seed"])
@@ -305,18 +290,14 @@ def _sample_metric(spec: MetricSpec, G, detectors: Dict[str, Detector], bank: _F
     extra: Dict[str, Any] = {"num_real": 0, "num_gen": spec.num_gen, "noise_mode": "const",
                              "real_stats_cached": False, "batch_size": batch}
     if spec.kind == "ppl":
-        from zoo.metrics.ppl import compute_ppl
-
         value = compute_ppl(G, detectors["vgg"].module, num_samples=spec.num_gen, epsilon=spec.epsilon,
                             space=spec.space, sampling=spec.sampling, crop=spec.crop, batch_size=batch,
                             device=device, seed=seed, labels=labels)
         extra.update(epsilon=spec.epsilon, space=spec.space, sampling=spec.sampling, crop=spec.crop)
     else:
-        from zoo.metrics.equivariance import compute_equivariance
-
         value = compute_equivariance(G, num_samples=spec.num_gen, kind=spec.eq, translate_max=EQ_TRANSLATE_MAX,
                                      rotate_max=EQ_ROTATE_MAX, batch_size=batch, device=device,
                                      seed=seed, labels=labels)
         extra.update(kind=spec.eq, translate_max=EQ_TRANSLATE_MAX, rotate_max=EQ_ROTATE_MAX)
-    value = _broadcast_float(value, world_size, device)
+    value = broadcast_float(value, world_size, device)
     return {spec.name: value}, extra

@@ -1,4 +1,4 @@
-"""Feature networks for the metrics, and the one cached downloader of the zoo.
+"""Feature networks for the metrics.
 
 A detector is a TorchScript module called as ``detector(images, return_features=True)`` on uint8
 ``[N, 3, H, W]`` images (any size: NVIDIA's networks resize internally) and returning float
@@ -12,24 +12,22 @@ They are downloaded once into the cache directory (``metrics.cache_dir``, else `
 else ``~/.cache/zoo``) and checked against a sha256: the one given (``metrics.detector_sha256`` /
 ``metrics.vgg_sha256``) or, trust on first use, the one recorded in ``<file>.sha256`` when the
 file was first downloaded. ``metrics.detector=PATH`` / ``metrics.vgg=PATH`` use local files instead,
-and ``metrics.download=false`` never touches the network. :func:`zoo.sampling.load_vgg16` (the
-projector's LPIPS) goes through :func:`cached_download` too.
+and ``metrics.download=false`` never touches the network. Files come through the zoo's one cached
+downloader, :func:`zoo.core.download.cached_download` (the projector's VGG16 too).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from zoo.config import ConfigError
-from zoo.utils import file_sha256
+from zoo.core.download import cached_download, load_torchscript, verify_sha256
+from zoo.core.errors import DetectorError
+from zoo.core.files import sha256_of
 
-__all__ = ["INCEPTION_URL", "VGG16_URL", "DEFAULTS", "DetectorError", "ChecksumError", "Detector",
-           "cache_dir", "cached_download", "verify_sha256", "sha256_of", "load_torchscript",
-           "resolve_detector", "load_detector"]
+__all__ = ["INCEPTION_URL", "VGG16_URL", "DEFAULTS", "Detector", "resolve_detector", "load_detector"]
 
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
@@ -40,115 +38,6 @@ DEFAULTS: Dict[str, Tuple[str, str, str, str, str]] = {
                   "the Inception-v3 feature network (FID, KID)"),
     "vgg": ("vgg", "vgg_sha256", VGG16_URL, "vgg16.pt", "the VGG16 feature network (precision/recall, PPL)"),
 }
-
-
-class DetectorError(ConfigError):
-    """A feature network cannot be had (not cached and downloads off, download failed, missing local
-    file). ``reason`` is ``'offline'``, ``'download'`` or ``'missing'``; ``path`` and ``url`` say
-    what to fetch and where to put it."""
-
-    def __init__(self, key: str, problem: str, fix: str, *, reason: str, path: str = "", url: str = ""):
-        super().__init__(key, problem, fix)
-        self.reason, self.path, self.url = reason, path, url
-
-
-class ChecksumError(ConfigError):
-    """A feature network's file does not have the expected sha256."""
-
-
-def cache_dir(override: Optional[str] = None) -> str:
-    """Downloads and dataset statistics: ``override``, else ``$ZOO_CACHE``, else ``~/.cache/zoo``."""
-    if override:
-        return os.path.abspath(os.path.expanduser(str(override)))
-    return os.environ.get("ZOO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "zoo")
-
-
-_SHA_MEMO: Dict[Tuple[str, int, int], str] = {}
-
-
-def sha256_of(path: str) -> str:
-    """``file_sha256`` memoised on (path, size, mtime): detectors are hashed once per process."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = file_sha256(path)
-    return _SHA_MEMO[key]
-
-
-def verify_sha256(path: str, expected: Optional[str], key: str = "sha256") -> str:
-    """The file's sha256; raises :class:`ChecksumError` if ``expected`` is given and differs."""
-    digest = sha256_of(path)
-    if expected and digest != str(expected).strip().lower():
-        raise ChecksumError(key, f"{path}: sha256 {digest} does not match the expected {expected}",
-                            "delete the file to download it again, or correct the expected sha256")
-    return digest
-
-
-def cached_download(url: str, filename: str, *, sha256: Optional[str] = None, download: bool = True,
-                    cache: Optional[str] = None, key: str = "path", sha_key: Optional[str] = None,
-                    what: Optional[str] = None, timeout: float = 60.0) -> str:
-    """The path of ``<cache>/<filename>``, downloading it from ``url`` on first use.
-
-    The download goes to ``<file>.part`` and is renamed into place only once complete and (when
-    ``sha256`` is given) verified, so an interrupted download never leaves a bad file; its sha256
-    is recorded in ``<file>.sha256``. A cached file is checked against ``sha256`` or, when none is
-    given, the recorded one (:class:`ChecksumError` on mismatch); a file put into the cache by hand
-    has its sha256 recorded on first use. Raises :class:`DetectorError`
-    when the file is not cached and ``download`` is false or the download fails; the message names
-    the file, the URL, the path to put it at and the config ``key`` for a local copy instead
-    (``sha_key``: the config key of the expected sha256, for the checksum error)."""
-    what = what or filename
-    cache = cache_dir(cache)
-    path = os.path.join(cache, filename)
-    fix = f"download {url} and put it at {path}, or set {key}=PATH to a local copy"
-    if not os.path.isfile(path):
-        if not download:
-            raise DetectorError(key, f"{what} is not in the cache ({path}) and downloads are off",
-                                fix, reason="offline", path=path, url=url)
-        import urllib.request
-
-        tmp = f"{path}.{os.getpid()}.part"
-        try:
-            os.makedirs(cache, exist_ok=True)
-            print(f"[zoo] downloading {url} -> {path}", flush=True)
-            with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-                for chunk in iter(lambda: r.read(1 << 20), b""):
-                    f.write(chunk)
-            digest = file_sha256(tmp)
-            if sha256 and digest != str(sha256).strip().lower():
-                raise DetectorError(key, f"the download of {what} has sha256 {digest}, expected {sha256}",
-                                    fix, reason="download", path=path, url=url)
-            os.replace(tmp, path)
-            with open(path + ".sha256", "w") as f:
-                f.write(digest + "\n")
-        except OSError as e:
-            raise DetectorError(key, f"could not download {what} ({e})", fix, reason="download",
-                                path=path, url=url) from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    expected = sha256
-    if not expected and os.path.isfile(path + ".sha256"):
-        with open(path + ".sha256") as f:
-            expected = f.read().strip() or None
-    digest = verify_sha256(path, expected, key=sha_key or key)
-    if not expected:  # put there by hand: record it now (trust on first use), so later changes are caught
-        try:
-            with open(path + ".sha256", "w") as f:
-                f.write(digest + "\n")
-        except OSError as e:  # a read-only cache still works, it just cannot remember the hash
-            pin = f"{sha_key}={digest}" if sha_key else "the expected sha256"
-            warnings.warn(f"could not record the sha256 of {path} ({e}); later changes to the file will not be "
-                          f"detected unless you pin {pin}")
-    return path
-
-
-def load_torchscript(path: str, device: Any = "cpu") -> torch.nn.Module:
-    """``torch.jit.load`` in eval mode (torch's FutureWarning about TorchScript is silenced:
-    NVIDIA's detectors are TorchScript files)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(path, map_location=device).eval()
 
 
 @dataclasses.dataclass

@@ -27,7 +27,7 @@ operator is valid (a mask), over all samples and channels. The metric is
   both carry the same band limits (R*_alpha); the mask is the product of the two operators'
   valid regions.
 
-Transform direction: :func:`zoo.models.stylegan3.set_input_transform` ``(G, translate, rotate)``
+Transform direction: :func:`zoo.core.contract.set_input_transform` ``(G, translate, rotate)``
 writes the *inverse* of ``make_transform(translate, rotate)`` into the buffer, and the generator then
 renders its identity image warped by ``make_transform(translate, rotate)`` (a point ``p`` of the new
 image shows what the identity image had at ``make_transform(...)^-1 p``): a translation ``t``
@@ -49,9 +49,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.metrics.ppl import _check_counts, input_transform, label_sampler, on_device, preserved_state
-from zoo.models.stylegan3 import make_transform, set_input_transform
-from zoo.sampling import NotApplicable, generation_name
+from zoo.core.contract import generation_name, input_transform, make_transform, set_input_transform
+from zoo.core.errors import NotApplicable
+from zoo.metrics.ppl import _check_counts, label_sampler, on_device, preserved_state
 
 __all__ = ["compute_equivariance", "translate_integer", "translate_fractional", "rotate_fractional",
            "pseudo_rotate", "bandlimit_filter"]

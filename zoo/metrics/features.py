@@ -36,10 +36,13 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import torch
 
+from zoo.core.distributed import gather_rows
+from zoo.core.files import atomic_write
+from zoo.core.images import to_uint8_tensor
+from zoo.data import real_indices
 from zoo.metrics.detectors import Detector
-from zoo.utils import atomic_write, to_uint8_tensor
 
-__all__ = ["FeatureStats", "CAPTURES", "real_indices", "dataset_labels", "generated_images",
+__all__ = ["FeatureStats", "CAPTURES", "generated_images",
            "stats_cache_key", "stats_cache_path", "load_cached_stats", "save_cached_stats",
            "dataset_feature_stats", "generator_feature_stats", "batch_seed", "default_gen_batch"]
 
@@ -125,27 +128,6 @@ class FeatureStats:
 
 
 # ------------------------------------------------------------------------------------------------
-# Dataset views
-# ------------------------------------------------------------------------------------------------
-
-def real_indices(dataset) -> np.ndarray:
-    """Indices of the unflipped items of ``dataset`` (all of them unless it is mirrored)."""
-    xflip = getattr(dataset, "_xflip", None)
-    if xflip is not None and len(xflip) == len(dataset):
-        return np.flatnonzero(np.asarray(xflip) == 0)
-    n = len(dataset)
-    return np.arange(n // 2 if getattr(dataset, "mirror", False) else n)
-
-
-def dataset_labels(dataset) -> Optional[torch.Tensor]:
-    """float32 ``[N, label_dim]`` labels of the unflipped items, or None without labels."""
-    if dataset is None or not getattr(dataset, "has_labels", False):
-        return None
-    labels = np.asarray(dataset.get_all_labels(), dtype=np.float32)[real_indices(dataset)]
-    return torch.from_numpy(np.ascontiguousarray(labels))
-
-
-# ------------------------------------------------------------------------------------------------
 # Statistics cache
 # ------------------------------------------------------------------------------------------------
 
@@ -190,52 +172,6 @@ def save_cached_stats(path: str, key: Dict[str, Any], stats: FeatureStats) -> st
     return atomic_write(path, lambda f: np.savez(f, key=np.array(json.dumps(key, sort_keys=True)), **stats.to_arrays()))
 
 
-# ------------------------------------------------------------------------------------------------
-# Distributed helpers
-# ------------------------------------------------------------------------------------------------
-
-def _distributed(world_size: int) -> bool:
-    if world_size <= 1:
-        return False
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError(f"world_size={world_size} but torch.distributed is not initialised")
-    return True
-
-
-def _gather_rows(x: Optional[torch.Tensor], world_size: int, device: torch.device) -> List[torch.Tensor]:
-    """All-gather a (possibly missing) ``[n, D]`` float tensor from every rank, in rank order."""
-    if not _distributed(world_size):
-        return [] if x is None else [x]
-    import torch.distributed as dist
-
-    shape = torch.tensor([0, 0] if x is None else list(x.shape), dtype=torch.int64, device=device)
-    shapes = [torch.zeros_like(shape) for _ in range(world_size)]
-    dist.all_gather(shapes, shape)
-    shapes = [tuple(int(v) for v in s.cpu()) for s in shapes]
-    rows, dim = max(s[0] for s in shapes), max(s[1] for s in shapes)
-    if rows == 0:
-        return []
-    buf = torch.zeros([rows, dim], dtype=torch.float32, device=device)
-    if x is not None and x.shape[0]:
-        buf[:x.shape[0]] = x.to(device, torch.float32)
-    bufs = [torch.empty_like(buf) for _ in range(world_size)]
-    dist.all_gather(bufs, buf)
-    return [b[:s[0]] for b, s in zip(bufs, shapes) if s[0]]
-
-
-def all_ranks_agree(flag: bool, world_size: int, device: torch.device) -> bool:
-    """True only if ``flag`` is true on every rank."""
-    if not _distributed(world_size):
-        return bool(flag)
-    import torch.distributed as dist
-
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(int(t.item()))
-
-
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return contextlib.nullcontext(None)
@@ -256,7 +192,7 @@ def _run_rounds(num_batches: int, batch_size: int, batch_fn, stats: Dict[str, Fe
             images = batch_fn(b) if b < num_batches else None
             for name, det in detectors.items():
                 feats = det.features(images.to(device)) if images is not None else None
-                for part in _gather_rows(feats, world_size, device):
+                for part in gather_rows(feats, world_size, device):
                     stats[name].append(part)
             if bar is not None:
                 bar.update(min(total, (r + 1) * world_size * batch_size) - bar.n)

@@ -42,7 +42,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.sampling import NotApplicable, generation_name, has_styles, noise_inputs, slerp
+from zoo.core.contract import generation_name, has_styles, input_transform, noise_inputs
+from zoo.core.errors import NotApplicable
+from zoo.sampling import slerp
 
 __all__ = ["compute_ppl"]
 
@@ -85,12 +87,6 @@ def label_sampler(G, labels: Optional[torch.Tensor], device) -> Callable[[int, t
         return labels[torch.randint(labels.shape[0], [n], generator=gen).to(labels.device)]
 
     return draw
-
-
-def input_transform(G) -> Optional[torch.Tensor]:
-    """The StyleGAN3 Fourier input's user transform buffer (``G.synthesis.input.transform``), or None."""
-    m = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
-    return m if isinstance(m, torch.Tensor) and tuple(m.shape) == (3, 3) else None
 
 
 @contextlib.contextmanager

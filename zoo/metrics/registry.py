@@ -30,6 +30,8 @@ import dataclasses
 import re
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from zoo.core.errors import ConfigError
+
 __all__ = ["MetricSpec", "parse_metric", "check_metric_names", "metric_names_help", "FORMS",
            "KID_SUBSETS", "KID_SUBSET_SIZE", "KID_FULL_MAX_REAL", "PR_FULL_MAX_REAL", "PPL_EPSILON",
            "PPL_DEFAULT_SAMPLES", "EQ_TRANSLATE_MAX", "EQ_ROTATE_MAX"]
@@ -113,8 +115,6 @@ _PATTERNS = [
 
 
 def _unknown(name: object) -> ValueError:
-    from zoo.config import ConfigError
-
     forms = ", ".join(f for f, _ in FORMS)
     return ConfigError("metrics.names", f"unknown metric {name!r}",
                        f"use names of the forms {forms} (N: thousands of samples, e.g. fid50k_full, "
@@ -124,7 +124,7 @@ def _unknown(name: object) -> ValueError:
 def parse_metric(name: str) -> MetricSpec:
     """Parse a metric name (see the module docstring) into a :class:`MetricSpec`.
 
-    Raises :class:`zoo.config.ConfigError` (a ``ValueError``) naming the bad name and listing the
+    Raises :class:`zoo.core.errors.ConfigError` (a ``ValueError``) naming the bad name and listing the
     valid forms."""
     if not isinstance(name, str):
         raise _unknown(name)
@@ -154,16 +154,14 @@ def parse_metric(name: str) -> MetricSpec:
 
 def check_metric_names(names: Iterable[str]) -> List[MetricSpec]:
     """Parse every name (e.g. at the start of training, so a typo fails before any work). Raises
-    :class:`zoo.config.ConfigError` (a ``ValueError``) on the first bad or repeated name."""
+    :class:`zoo.core.errors.ConfigError` (a ``ValueError``) on the first bad or repeated name."""
     if isinstance(names, str):
         names = [names]
     specs: Dict[str, MetricSpec] = {}
     for name in names:
         spec = parse_metric(name)
         if spec.name in specs:
-            from zoo.config import ConfigError
-
-            raise ConfigError("metrics.names", f"metric {name!r} is listed twice", "list each metric once")
+                    raise ConfigError("metrics.names", f"metric {name!r} is listed twice", "list each metric once")
         specs[spec.name] = spec
     return list(specs.values())
 

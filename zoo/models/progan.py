@@ -31,7 +31,6 @@ Progressive growing
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -39,32 +38,12 @@ import torch
 from torch import nn
 
 from zoo.ops import minibatch_stddev, normalize_2nd_moment
-from zoo.ops.layers import check_img_resolution as check_resolution
+from zoo.ops.layers import channels, check_img_resolution as check_resolution, split_lod
 from zoo.ops.wscale import SQRT2, WScaleConv2d, WScaleLinear, box_downsample, lrelu, nearest_upsample
 
-__all__ = ["Generator", "Discriminator", "GeneratorBlock", "DiscriminatorBlock", "DiscriminatorEpilogue",
-           "channels", "max_lod", "split_lod"]
+__all__ = ["Generator", "Discriminator", "GeneratorBlock", "DiscriminatorBlock", "DiscriminatorEpilogue"]
 
 CONDITIONING = ("acgan", "switch")
-
-
-def channels(res: int, channel_base: int, channel_max: int) -> int:
-    """Feature maps of the block at resolution ``res`` (the original's ``nf(log2(res) - 1)``)."""
-    return min(channel_base // res, channel_max)
-
-
-def max_lod(img_resolution: int) -> int:
-    """The lod at which only the 4x4 block is active."""
-    return int(np.log2(img_resolution)) - 2
-
-
-def split_lod(lod: float, img_resolution: int):
-    """``lod`` -> (highest active resolution ``R``, fade weight ``t`` of the upsampled ``R/2`` path).
-
-    ``t == 0`` means the ``R`` block is fully faded in (``alpha = 1 - t``)."""
-    lod = min(max(float(lod), 0.0), float(max_lod(img_resolution)))
-    k = math.floor(lod)
-    return img_resolution >> k, lod - k
 
 
 # =============================================================================================

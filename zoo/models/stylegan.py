@@ -29,7 +29,7 @@ from torch import nn
 
 from zoo.models.progan import Discriminator as ProGANDiscriminator
 from zoo.ops import normalize_2nd_moment
-from zoo.ops.layers import check_img_resolution as _check_resolution
+from zoo.ops.layers import channels, check_img_resolution as _check_resolution, split_lod
 from zoo.ops.wscale import WScaleConv2d, WScaleLinear, instance_norm, lrelu, nearest_upsample
 
 __all__ = ["MappingNetwork", "StyleEpilogue", "ConstLayer", "SynthesisLayer", "SynthesisBlock",
@@ -37,17 +37,6 @@ __all__ = ["MappingNetwork", "StyleEpilogue", "ConstLayer", "SynthesisLayer", "S
 
 NOISE_MODES = ("random", "const", "none")
 BLUR = (1.0, 2.0, 1.0)
-
-
-def _channels(res: int, channel_base: int, channel_max: int) -> int:
-    return min(channel_base // res, channel_max)
-
-
-def _split_lod(lod: float, img_resolution: int):
-    """``lod`` -> (highest active resolution, fade weight of the upsampled lower path)."""
-    lod = min(max(float(lod), 0.0), float(int(np.log2(img_resolution)) - 2))
-    k = int(np.floor(lod))
-    return img_resolution >> k, lod - k
 
 
 # =============================================================================================
@@ -192,15 +181,15 @@ class SynthesisNetwork(nn.Module):
         self.block_resolutions = [2 ** i for i in range(2, int(np.log2(self.img_resolution)) + 1)]
         self.num_ws = 2 * len(self.block_resolutions)
         for res in self.block_resolutions:
-            in_channels = _channels(res // 2, channel_base, channel_max) if res > 4 else 0
-            block = SynthesisBlock(in_channels, _channels(res, channel_base, channel_max), w_dim, res, img_channels,
+            in_channels = channels(res // 2, channel_base, channel_max) if res > 4 else 0
+            block = SynthesisBlock(in_channels, channels(res, channel_base, channel_max), w_dim, res, img_channels,
                                    use_noise=use_noise, blur_filter=blur_filter)
             setattr(self, f"b{res}", block)
         self.register_buffer("lod", torch.zeros([]))
 
     def num_active_ws(self, lod: Optional[float] = None) -> int:
         """Styles read at this lod (``num_ws - 2 * floor(lod)``): the fading-in block's included."""
-        top, _ = _split_lod(float(self.lod) if lod is None else lod, self.img_resolution)
+        top, _ = split_lod(float(self.lod) if lod is None else lod, self.img_resolution)
         return 2 * (int(np.log2(top)) - 1)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", lod: Optional[float] = None,
@@ -211,7 +200,7 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         ws = ws.to(torch.float32)
-        top, t = _split_lod(float(self.lod) if lod is None else lod, self.img_resolution)
+        top, t = split_lod(float(self.lod) if lod is None else lod, self.img_resolution)
         x = prev = None
         for i, res in enumerate(self.block_resolutions):
             if res > top:

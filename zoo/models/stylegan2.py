@@ -31,7 +31,7 @@ from torch import nn
 from zoo.ops import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, downsample2d, modulated_conv2d,
                      setup_filter, upsample2d)
 from zoo.ops.activations import activation_funcs
-from zoo.ops.layers import check_img_resolution as _check_resolution
+from zoo.ops.layers import channels, check_img_resolution as _check_resolution
 from zoo.ops.mapping import MappingNetwork
 
 __all__ = [
@@ -46,11 +46,6 @@ ARCHITECTURES = ("orig", "skip", "resnet")
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-
-def _channels(res: int, channel_base: int, channel_max: int) -> int:
-    """Feature maps at a resolution: ``min(channel_base // res, channel_max)``."""
-    return min(channel_base // res, channel_max)
 
 
 def _memory_format(device: torch.device, channels_last: Optional[bool]) -> torch.memory_format:
@@ -228,8 +223,8 @@ class SynthesisNetwork(nn.Module):
         self.channels_last: Optional[bool] = None   # None: channels-last on CPU (a speed setting, not state)
         self.num_ws = 0
         for res in self.block_resolutions:
-            in_channels = _channels(res // 2, channel_base, channel_max) if res > 4 else 0
-            out_channels = _channels(res, channel_base, channel_max)
+            in_channels = channels(res // 2, channel_base, channel_max) if res > 4 else 0
+            out_channels = channels(res, channel_base, channel_max)
             is_last = res == self.img_resolution
             block = SynthesisBlock(in_channels, out_channels, w_dim=w_dim, resolution=res, img_channels=img_channels,
                                    is_last=is_last, architecture=architecture, resample_filter=resample_filter,
@@ -419,23 +414,23 @@ class Discriminator(nn.Module):
         self.img_channels = img_channels
         self.channels_last: Optional[bool] = None   # None: channels-last on CPU (a speed setting, not state)
         self.block_resolutions = [2 ** i for i in range(int(np.log2(img_resolution)), 2, -1)]
-        channels = {res: _channels(res, channel_base, channel_max) for res in self.block_resolutions + [4]}
+        ch = {res: channels(res, channel_base, channel_max) for res in self.block_resolutions + [4]}
         if cmap_dim is None:
-            cmap_dim = channels[4]
+            cmap_dim = ch[4]
         if c_dim == 0:
             cmap_dim = 0
         self.cmap_dim = cmap_dim
 
         for res in self.block_resolutions:
-            in_channels = channels[res] if res < img_resolution else 0
-            block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], resolution=res,
+            in_channels = ch[res] if res < img_resolution else 0
+            block = DiscriminatorBlock(in_channels, ch[res], ch[res // 2], resolution=res,
                                        img_channels=img_channels, architecture=architecture,
                                        resample_filter=resample_filter, conv_clamp=conv_clamp)
             setattr(self, f"b{res}", block)
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, img_channels=img_channels,
+        self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim=cmap_dim, resolution=4, img_channels=img_channels,
                                         architecture=architecture, mbstd_group_size=mbstd_group_size,
                                         mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
 

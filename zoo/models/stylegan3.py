@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.contract import set_input_transform
 from zoo.models.stylegan2 import Discriminator  # StyleGAN3 trains against StyleGAN2's discriminator
 from zoo.ops import FullyConnectedLayer
 from zoo.ops.activations import mean_square
@@ -56,7 +57,7 @@ from zoo.ops.filtered_lrelu import filtered_lrelu
 
 __all__ = [
     "kaiser_atten", "kaiser_beta", "lowpass_filter", "radial_lowpass_filter",
-    "synthesis_schedule", "config_kwargs", "make_transform", "set_input_transform",
+    "synthesis_schedule", "config_kwargs",
     "MappingNetwork", "SynthesisInput", "SynthesisLayer", "SynthesisNetwork", "Generator", "Discriminator",
 ]
 
@@ -449,27 +450,6 @@ class SynthesisNetwork(nn.Module):
 # Generator.
 # =============================================================================================
 
-def make_transform(translate: Sequence[float] = (0, 0), angle: float = 0) -> np.ndarray:
-    """3x3 rotation (``angle`` in degrees) + translation, rows ``[c, s, tx]``, ``[-s, c, ty]``, as in
-    NVIDIA's gen_images.py. Translations are in image units (the image spans one unit, so
-    ``d / img_resolution`` moves the picture by ``d`` pixels, positive x to the right)."""
-    rad = math.radians(angle)
-    c, s = math.cos(rad), math.sin(rad)
-    m = np.eye(3)
-    m[0] = [c, s, translate[0]]
-    m[1] = [-s, c, translate[1]]
-    return m
-
-
-def set_input_transform(G: nn.Module, translate: Sequence[float] = (0, 0), rotate: float = 0) -> None:
-    """Translate/rotate the images a generator (or synthesis network) produces, by writing the
-    *inverse* of ``make_transform(translate, rotate)`` into the Fourier input's ``transform`` buffer."""
-    synthesis = G.synthesis if hasattr(G, "synthesis") else G
-    m = np.linalg.inv(make_transform(translate, rotate))
-    with torch.no_grad():
-        synthesis.input.transform.copy_(torch.as_tensor(m, dtype=torch.float32))
-
-
 class Generator(nn.Module):
     """StyleGAN3 generator: ``G(z, c) -> images [N, img_channels, R, R]`` in about ``[-1, 1]``.
 
@@ -524,7 +504,7 @@ class Generator(nn.Module):
                               fused_modconv=fused_modconv)
 
     def set_transform(self, translate: Sequence[float] = (0, 0), rotate: float = 0) -> None:
-        """See :func:`set_input_transform`."""
+        """Translate (image widths) / rotate (degrees) the output: :func:`zoo.core.contract.set_input_transform`."""
         set_input_transform(self, translate, rotate)
 
     def extra_repr(self) -> str:

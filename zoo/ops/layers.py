@@ -25,8 +25,8 @@ from .activations import activation_funcs, apply_epilogue
 from .conv import conv2d_resample
 from .fir import setup_filter
 
-__all__ = ["FullyConnectedLayer", "Conv2dLayer", "MinibatchStdLayer", "minibatch_stddev"]
-
+__all__ = ["FullyConnectedLayer", "Conv2dLayer", "MinibatchStdLayer", "minibatch_stddev", "check_img_resolution",
+           "channels", "max_lod", "split_lod"]
 
 
 def check_img_resolution(img_resolution) -> int:
@@ -37,6 +37,26 @@ def check_img_resolution(img_resolution) -> int:
     if res != img_resolution or res < 4 or res & (res - 1) != 0:
         raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution!r}")
     return res
+
+
+def channels(res: int, channel_base: int, channel_max: int) -> int:
+    """Feature maps of the block at resolution ``res``: ``min(channel_base // res, channel_max)``, the
+    rule of ProGAN (``nf``, with ``channel_base = 2 * fmap_base``), StyleGAN and StyleGAN2."""
+    return min(channel_base // res, channel_max)
+
+
+def max_lod(img_resolution: int) -> int:
+    """Progressive growing: the level of detail at which only the 4x4 block is active."""
+    return int(math.log2(img_resolution)) - 2
+
+
+def split_lod(lod: float, img_resolution: int):
+    """``lod`` -> (highest active resolution ``R``, fade weight ``t`` of the upsampled ``R/2`` path).
+
+    ``t == 0`` means the ``R`` block is fully faded in (``alpha = 1 - t``)."""
+    lod = min(max(float(lod), 0.0), float(max_lod(img_resolution)))
+    k = math.floor(lod)
+    return img_resolution >> k, lod - k
 
 class FullyConnectedLayer(nn.Module):
     """Dense layer with equalized learning rate: ``act(x @ (w * wg).T + b * bg) * act_gain``."""

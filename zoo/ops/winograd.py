@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .convolution import conv2d
+
 __all__ = ["conv3x3", "winograd_conv3x3", "use_winograd"]
 
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # plus the point at infinity
@@ -219,6 +221,4 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, padding: int = 1) -> torch.Tensor:
     and :func:`zoo.ops.convolution.conv2d` otherwise."""
     if use_winograd(x, w) and padding in (0, 1, 2):
         return winograd_conv3x3(x, w, padding)
-    from .convolution import conv2d
-
     return conv2d(x, w, padding=padding)

@@ -1,6 +1,8 @@
-"""The shared training machinery: one loop (``loop``), losses, checkpoints, distributed helpers."""
-from zoo.training.checkpoint import CheckpointError, find_latest_checkpoint, load_checkpoint, save_checkpoint
-from zoo.training.loop import Trainer, run, training_loop
+"""The shared training machinery: the algorithm (:mod:`~zoo.training.trainer`: phases, EMA, growing;
+:mod:`~zoo.training.losses`), the bookkeeping loop (:mod:`~zoo.training.loop`), the config schema and
+its checks (:mod:`~zoo.training.config`), run records (:mod:`~zoo.training.job`,
+:mod:`~zoo.training.loggers`)."""
+from zoo.training.loop import run, training_loop
+from zoo.training.trainer import Trainer
 
-__all__ = ["Trainer", "training_loop", "run", "save_checkpoint", "load_checkpoint",
-           "find_latest_checkpoint", "CheckpointError"]
+__all__ = ["Trainer", "training_loop", "run"]

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Dict
 
-from zoo.utils import atomic_write
+from zoo.core.files import atomic_write
 
 __all__ = ["JOB_FILE", "read_job", "update_job"]
 

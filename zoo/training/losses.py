@@ -9,39 +9,68 @@ A loss object turns one *phase* of one iteration into gradients:
 * ``Dreg``   discriminator regularizer (R1)        (every ``D_reg_interval`` iterations, lazy)
 * ``Dboth``  both at once
 
-``accumulate(phase, real_img, real_c, gen_z, gen_c, gain)`` runs forward and backward for one
-chunk of the batch; the loop sums the chunks, all-reduces across processes and steps the optimizer.
-``gain`` already holds the lazy-regularization interval and ``1 / number of chunks``, so the
-accumulated gradient is the mean over the whole batch whatever the GPU count or ``batch_gpu``.
+``accumulate(phase, real_img, real_c, gen_z, gen_c, gain=, cur_nimg=)`` runs forward and backward for
+one chunk of the batch; the trainer sums the chunks, all-reduces across processes and steps the
+optimizer (:class:`LossBase` declares the whole protocol). ``gain`` already holds the
+lazy-regularization interval and ``1 / number of chunks``, so the accumulated gradient is the mean
+over the whole batch whatever the GPU count or ``batch_gpu``.
 """
 from __future__ import annotations
 
+import abc
 import inspect
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zoo.ops.fir import filter2d
+
 __all__ = ["LossBase", "StyleGAN2Loss", "build_loss"]
 
 
-class LossBase:
-    """What the training loop needs from every loss besides ``accumulate``: logged statistics, a
-    (possibly empty) state for checkpoints, device moves and the once-per-iteration ``end_phase``."""
+class LossBase(abc.ABC):
+    """The loss <-> loop protocol: what :class:`zoo.training.trainer.Trainer` asks of every loss.
+
+    Once per iteration, for each phase due (``Gmain``/``Greg``/``Gboth`` on G's optimizer,
+    ``Dmain``/``Dreg``/``Dboth`` on D's), the trainer calls :meth:`accumulate` once per batch chunk,
+    then :meth:`end_phase` once, all-reduces the gradients and steps the optimizer. Besides that a
+    loss declares its phase order (:attr:`d_first`) and where the G EMA is taken
+    (:attr:`ema_before_G`), keeps logged statistics (:meth:`pop_stats`) and may keep a running state
+    that checkpoints carry (:meth:`state_dict`)."""
+
+    #: Run the D phases before the G phases of an iteration (ProGAN, StyleGAN) instead of after.
+    d_first: bool = False
+    #: Take the G EMA between the D and G steps (ProGAN, StyleGAN) instead of after both.
+    ema_before_G: bool = False
 
     stats: Dict[str, list]
+
+    @abc.abstractmethod
+    def accumulate(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
+                   gen_c: torch.Tensor, *, gain: float, cur_nimg: int) -> None:
+        """Forward and backward of one batch chunk in ``phase``; gradients accumulate in the
+        parameters. ``gain`` holds the lazy-regularization interval and ``1 / number of chunks``;
+        ``cur_nimg`` is the number of real images shown before this iteration (for schedules inside
+        the loss, such as StyleGAN3-R's discriminator blur)."""
+
+    def end_phase(self, phase: str, all_reduce_sum: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
+        """Advance running statistics once per phase, from the whole batch (``all_reduce_sum`` sums a
+        tensor over processes). Nothing to advance here."""
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         # Kept as tensors: converting here would force a device sync in every phase.
         self.stats.setdefault(name, []).append(value.detach().float().mean())
 
     def pop_stats(self) -> Dict[str, float]:
+        """The means of the statistics recorded since the last call (``Loss/...`` keys)."""
         out = {k: float(torch.stack(v).mean()) for k, v in self.stats.items() if v}
         self.stats = {}
         return out
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
+        """Running state a checkpoint must carry (empty: none)."""
         return {}
 
     def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
@@ -50,9 +79,6 @@ class LossBase:
 
     def to(self, device) -> "LossBase":
         return self
-
-    def end_phase(self, phase: str, all_reduce_sum=None) -> None:
-        """Advance running statistics once per iteration (nothing to advance here)."""
 
 
 class StyleGAN2Loss(LossBase):
@@ -70,11 +96,10 @@ class StyleGAN2Loss(LossBase):
         self.pl_batch_shrink = int(pl_batch_shrink)
         self.pl_decay = float(pl_decay)
         # StyleGAN3-R: D's inputs (real and fake) are blurred by a Gaussian whose sigma fades
-        # linearly from blur_init_sigma to 0 over blur_fade_kimg. It depends only on the image count,
-        # which the training loop sets before every iteration (and restores on resume).
+        # linearly from blur_init_sigma to 0 over blur_fade_kimg. It depends only on the image count
+        # (``cur_nimg``, which the trainer passes and the checkpoint stores).
         self.blur_init_sigma = float(blur_init_sigma or 0.0)
         self.blur_fade_kimg = float(blur_fade_kimg or 0.0)
-        self.cur_nimg = 0
         # Running mean of path lengths ("a" in the paper). ``pl_mean_start`` is its value at the
         # start of the iteration: every chunk regularizes towards the same target, and the mean is
         # advanced once per iteration from the lengths of the whole batch (see ``end_phase``).
@@ -113,20 +138,20 @@ class StyleGAN2Loss(LossBase):
         img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
 
-    def blur_sigma(self) -> float:
+    def blur_sigma(self, cur_nimg: int) -> float:
         if self.blur_fade_kimg <= 0 or self.blur_init_sigma <= 0:
             return 0.0
-        return max(1.0 - self.cur_nimg / (self.blur_fade_kimg * 1e3), 0.0) * self.blur_init_sigma
+        return max(1.0 - cur_nimg / (self.blur_fade_kimg * 1e3), 0.0) * self.blur_init_sigma
 
-    def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        sigma = self.blur_sigma()
-        if sigma > 0:
-            img = blur(img, sigma)
+    def run_D(self, img: torch.Tensor, c: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+        if blur_sigma > 0:
+            img = blur(img, blur_sigma)
         return self.D(img, c)
 
     # ---- phases ----------------------------------------------------------------------------------
-    def accumulate(self, phase: str, real_img: Optional[torch.Tensor], real_c: Optional[torch.Tensor],
-                   gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> None:
+    def accumulate(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
+                   gen_c: torch.Tensor, *, gain: float, cur_nimg: int) -> None:
+        sigma = self.blur_sigma(cur_nimg)
         do_Gmain = phase in ("Gmain", "Gboth")
         do_Gpl = phase in ("Greg", "Gboth") and self.pl_weight != 0
         do_Dmain = phase in ("Dmain", "Dboth")
@@ -134,7 +159,7 @@ class StyleGAN2Loss(LossBase):
 
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c)
-            gen_logits = self.run_D(gen_img, gen_c)
+            gen_logits = self.run_D(gen_img, gen_c, sigma)
             self._record("Loss/scores/fake", gen_logits)
             loss_G = F.softplus(-gen_logits)  # -log(sigmoid(logits))
             self._record("Loss/G/loss", loss_G)
@@ -160,12 +185,12 @@ class StyleGAN2Loss(LossBase):
             if do_Dmain:
                 with torch.no_grad():
                     gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
-                gen_logits = self.run_D(gen_img, gen_c)
+                gen_logits = self.run_D(gen_img, gen_c, sigma)
                 self._record("Loss/scores/fake", gen_logits)
                 loss_Dgen = F.softplus(gen_logits)  # -log(1 - sigmoid(logits))
                 loss = loss + loss_Dgen.mean()
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-            real_logits = self.run_D(real_img_tmp, real_c)
+            real_logits = self.run_D(real_img_tmp, real_c, sigma)
             if do_Dmain:
                 self._record("Loss/scores/real", real_logits)
                 loss_Dreal = F.softplus(-real_logits)
@@ -210,8 +235,6 @@ class StyleGAN2Loss(LossBase):
 def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     """StyleGAN3's discriminator-input blur: a separable kernel ``2 ** -(x / sigma) ** 2`` over
     ``|x| <= 3 sigma``, normalised to unit sum (the official kernel uses base 2, not e)."""
-    from zoo.ops.fir import filter2d
-
     radius = int(np.floor(sigma * 3))
     if radius < 1:
         return img
@@ -223,7 +246,7 @@ def blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
 LOSSES = {"stylegan2": StyleGAN2Loss}
 
 
-def build_loss(loss_name: str, G, D, hparams: Dict) -> "StyleGAN2Loss":
+def build_loss(loss_name: str, G, D, hparams: Dict) -> LossBase:
     """Build loss ``loss_name`` taking from ``hparams`` (the resolved model config) the keys it accepts."""
     cls = LOSSES[loss_name]
     accepted = inspect.signature(cls.__init__).parameters
@@ -274,8 +297,8 @@ class ProGANLoss(LossBase):
         norms = grads.square().sum(dim=[1, 2, 3]).sqrt()
         return (norms - self.wgan_target).square()
 
-    def accumulate(self, phase: str, real_img: Optional[torch.Tensor], real_c: Optional[torch.Tensor],
-                   gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> None:
+    def accumulate(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
+                   gen_c: torch.Tensor, *, gain: float, cur_nimg: int) -> None:
         conditional = gen_c.shape[1] > 0
         if phase in ("Gmain", "Gboth"):
             fake_scores, fake_labels = self.D(self.G(gen_z, gen_c), gen_c, return_labels=True)

@@ -1,4 +1,4 @@
-"""``python -m zoo.metrics``: the metrics of a checkpoint, as NVIDIA's ``calc_metrics.py``.
+"""``python -m zoo.metrics``: the metrics of a checkpoint, as NVIDIA's ``calc_metrics.py`` (``conf/metrics.yaml``).
 
     python -m zoo.metrics ckpt=outputs/.../network-snapshot-000200.pt metrics.names=[fid50k_full,pr50k3_full]
     python -m zoo.metrics ckpt=... metrics.names=fid2k data=folder data.path=~/data/mydata.zip
@@ -15,14 +15,52 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from zoo.config import ConfigError
+from zoo import generations
+from zoo.apps.common import AppSpec, hydra_main
+from zoo.core import distributed as dist_lib
+from zoo.core.errors import ConfigError, NotApplicable
+from zoo.core.files import file_sha256
+from zoo.core.runtime import resolve_device, tune_cpu_allocator
+from zoo.data import open_dataset_from_config
+from zoo.data.config import DataConfig
+from zoo.interop.load import load_any, load_network
+from zoo.metrics.compute import check_applicable, compute_metrics, metrics_config
+from zoo.metrics.config import MetricsConfig
+from zoo.metrics.detectors import resolve_detector
+from zoo.metrics.registry import check_metric_names
 
-__all__ = ["evaluate", "format_table", "main_cli"]
+__all__ = ["MetricsAppConfig", "evaluate", "format_table", "main", "APP"]
+
+
+@dataclass
+class MetricsAppConfig:
+    """``python -m zoo.metrics ckpt=... metrics.names=[...] [data=...]`` (``conf/metrics.yaml``).
+
+    ``resolution`` is set from the generator (it only serves the ``${resolution}`` of data configs
+    such as ``conf/data/ffhq.yaml``). ``model``, ``kimg``, ``tick_kimg``, ``image_kimg`` and
+    ``snap_kimg`` are ignored: they exist so that ``data=shapes``, whose config also sets training
+    keys, composes here too."""
+
+    ckpt: str = MISSING
+    data: Optional[DataConfig] = None  # null: the dataset recorded in the checkpoint's training config
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    which: str = "G_ema"
+    device: str = "auto"
+    gpus: int = 1  # processes (one per GPU with NCCL, or gloo CPU workers), as NVIDIA's calc_metrics --gpus
+    out: Optional[str] = None  # results file (jsonl, appended); null: metrics.jsonl next to the checkpoint
+    progress: bool = True  # progress bars
+    resolution: Optional[int] = None  # set from the generator; do not pass
+    model: Any = None  # ignored (set by data=shapes)
+    kimg: Any = None  # ignored (set by data=shapes)
+    tick_kimg: Any = None  # ignored
+    image_kimg: Any = None  # ignored
+    snap_kimg: Any = None  # ignored
 
 
 def _needs_dataset(specs, G) -> bool:
@@ -44,19 +82,11 @@ def _data_config(cfg: DictConfig, state: Dict[str, Any], G) -> Dict[str, Any]:
 
 
 def _open_dataset(dcfg: Dict[str, Any], resolution: int):
-    from zoo.training.loop import open_dataset_from_config
-
     return open_dataset_from_config(dcfg, resolution=resolution)
 
 
 def _job(rank: int, world_size: int, init_file: Optional[str], job: Dict[str, Any]) -> List[Dict[str, Any]]:
     """One process of the evaluation (all of it when ``world_size == 1``)."""
-    import zoo
-    from zoo.interop import load_any
-    from zoo.metrics.compute import compute_metrics
-    from zoo.training import distributed as dist_lib
-    from zoo.utils import resolve_device
-
     device = resolve_device(job["device"])
     if world_size > 1:
         if device.type == "cuda":
@@ -67,7 +97,7 @@ def _job(rank: int, world_size: int, init_file: Optional[str], job: Dict[str, An
         dist_lib.init_process_group(rank, world_size, device, init_file)
     finished = False
     try:
-        G = zoo.load(load_any(job["ckpt"]), which=job["which"], device=device)
+        G = load_network(load_any(job["ckpt"]), which=job["which"], device=device)
         dataset = _open_dataset(job["data"], G.img_resolution) if job["data"] is not None else None
         records = compute_metrics(job["names"], G, dataset, job["metrics"], device=device, kimg=job["kimg"],
                                   generation=job["generation"], rank=rank, world_size=world_size,
@@ -101,16 +131,6 @@ def format_table(records: List[Dict[str, Any]]) -> str:
 def evaluate(cfg: DictConfig) -> List[Dict[str, Any]]:
     """Run the app on a composed ``conf/metrics.yaml`` config; returns the records (also appended
     to the jsonl file and printed). Every check that can fail on user input runs before any work."""
-    import zoo
-    from zoo import registry
-    from zoo.interop import load_any
-    from zoo.metrics.compute import check_applicable, metrics_config
-    from zoo.metrics.detectors import resolve_detector
-    from zoo.metrics.registry import check_metric_names
-    from zoo.sampling import NotApplicable
-    from zoo.training import distributed as dist_lib
-    from zoo.utils import file_sha256, tune_cpu_allocator
-
     missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]
     if missing:
         what = "PATH to a checkpoint" if missing[0] == "ckpt" else "..."
@@ -136,8 +156,8 @@ def evaluate(cfg: DictConfig) -> List[Dict[str, Any]]:
 
     state = load_any(cfg.ckpt)
     generation = state.get("generation")
-    registry.get(generation)
-    G = zoo.load(state, which=cfg.which, device="cpu")
+    generations.get(generation)
+    G = load_network(state, which=cfg.which, device="cpu")
     try:
         check_applicable(specs, G, generation)
     except NotApplicable as e:
@@ -176,8 +196,8 @@ def evaluate(cfg: DictConfig) -> List[Dict[str, Any]]:
     return records
 
 
-def main_cli(cfg: DictConfig) -> List[Dict[str, Any]]:
-    """:func:`evaluate` with user errors reported as one line and exit status 2 (as train.py)."""
-    from zoo.cli import report_user_errors
+APP = AppSpec("metrics", evaluate, schema=MetricsAppConfig, always_list=("metrics.names",))
 
-    return report_user_errors(evaluate, cfg)
+
+def main(argv=None) -> None:
+    hydra_main(APP, argv)

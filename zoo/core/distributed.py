@@ -1,6 +1,7 @@
-"""Multi-process training: one process per GPU (NCCL) or per CPU worker (gloo).
+"""Process groups and collectives: one process per GPU (NCCL) or per CPU worker (gloo), for the
+training loop and the metrics alike.
 
-Two ways in, same loop:
+Two ways in, same code:
 
 * ``gpus=N`` from the Hydra job: :func:`launch` spawns N workers with ``torch.multiprocessing``
   and a ``file://`` rendezvous in the run directory (NVIDIA's pattern), so concurrent jobs of a
@@ -21,7 +22,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["launch", "is_torchrun", "init_process_group", "all_reduce_grads", "all_reduce_sum",
-           "broadcast_object", "barrier", "shutdown"]
+           "broadcast_object", "broadcast_float", "gather_rows", "all_ranks_agree", "is_distributed", "barrier",
+           "shutdown"]
 
 
 def is_torchrun() -> bool:
@@ -67,6 +69,53 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
         t = t.clone()
         dist.all_reduce(t)
     return t
+
+
+def is_distributed(world_size: int) -> bool:
+    """Whether a computation over ``world_size`` processes needs collectives; raises if it does and no
+    process group is initialised."""
+    if world_size <= 1:
+        return False
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(f"world_size={world_size} but torch.distributed is not initialised")
+    return True
+
+
+def gather_rows(x: Optional[torch.Tensor], world_size: int, device: torch.device) -> List[torch.Tensor]:
+    """All-gather a (possibly missing) ``[n, D]`` float tensor from every rank, in rank order."""
+    if not is_distributed(world_size):
+        return [] if x is None else [x]
+    shape = torch.tensor([0, 0] if x is None else list(x.shape), dtype=torch.int64, device=device)
+    shapes = [torch.zeros_like(shape) for _ in range(world_size)]
+    dist.all_gather(shapes, shape)
+    shapes = [tuple(int(v) for v in s.cpu()) for s in shapes]
+    rows, dim = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    if rows == 0:
+        return []
+    buf = torch.zeros([rows, dim], dtype=torch.float32, device=device)
+    if x is not None and x.shape[0]:
+        buf[:x.shape[0]] = x.to(device, torch.float32)
+    bufs = [torch.empty_like(buf) for _ in range(world_size)]
+    dist.all_gather(bufs, buf)
+    return [b[:s[0]] for b, s in zip(bufs, shapes) if s[0]]
+
+
+def all_ranks_agree(flag: bool, world_size: int, device: torch.device) -> bool:
+    """True only if ``flag`` is true on every rank."""
+    if not is_distributed(world_size):
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(int(t.item()))
+
+
+def broadcast_float(value: float, world_size: int, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank."""
+    if not is_distributed(world_size):
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
 
 
 def broadcast_object(obj, src: int = 0):

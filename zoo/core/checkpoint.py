@@ -1,7 +1,7 @@
 """Self-describing training checkpoints.
 
 One file holds everything needed to sample from, or continue, a run: the generation name and the
-plain init kwargs of G and D (so the networks are rebuilt through ``zoo.registry``, never from an
+plain init kwargs of G and D (so the networks are rebuilt through ``zoo.generations``, never from an
 import path stored in the file), the resolved config, the G / D / G_ema state dicts, optimizer
 states, progress counters, the loss's running statistics (path-length mean) and RNG states.
 
@@ -18,25 +18,16 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from zoo.utils import atomic_write
+from zoo.core.errors import CheckpointError
+from zoo.core.files import atomic_torch_save
 
 FORMAT = "zoo-checkpoint"
 FORMAT_VERSION = 1
 SNAPSHOT_PATTERN = "network-snapshot-{kimg:06d}.pt"
 _SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.pt$")
 
-__all__ = ["save_checkpoint", "load_checkpoint", "find_latest_checkpoint", "CheckpointError",
+__all__ = ["save_checkpoint", "load_checkpoint", "find_latest_checkpoint", "snapshot_kimg", "CheckpointError",
            "FORMAT", "FORMAT_VERSION", "SNAPSHOT_PATTERN"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: missing, truncated, of another generation or format; the message says which."""
-
-
-def atomic_torch_save(path: str, obj: Any) -> str:
-    """``torch.save`` through :func:`zoo.utils.atomic_write`: an interrupted write never leaves a
-    truncated file behind."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(path: str, state: Dict[str, Any]) -> str:

@@ -1,21 +1,85 @@
-"""The modes of ``sample.py`` (``run_<mode>``), called by :func:`zoo.cli.sample` with the loaded
-generator, the composed config, the one-hot label ``c [1, c_dim]`` and the output directory.
-Each writes its files and returns ``{'files': [...], **details for sample.json}``. Operations that
-do not exist for a generation (styles on ProGAN, noise on StyleGAN3) raise a ``ConfigError`` that
-says so."""
+"""``python sample.py ckpt=PATH [mode=images|mixing|interpolate|noise|truncation|project] [seeds=0-15]
+[trunc=0.7] [noise_mode=const] ...``: render a checkpoint (any file ``zoo.load`` reads) in one of the
+papers' figures (``conf/sample.yaml``, :class:`SampleConfig`).
+
+Each mode (``run_<mode>``) gets the loaded generator, the composed config, the one-hot label
+``c [1, c_dim]`` and the output directory, writes its files and returns ``{'files': [...], **details
+for sample.json}``. Operations that do not exist for a generation (styles on ProGAN, noise on
+StyleGAN3) raise a ``ConfigError`` that says so."""
 from __future__ import annotations
 
+import json
 import os
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from zoo import generations
 from zoo import sampling as S
-from zoo.config import ConfigError, parse_seeds
-from zoo.utils import make_grid, save_image, to_uint8
+from zoo.apps.common import AppSpec, hydra_main, hydra_output_dir
+from zoo.core.contract import input_transform, set_input_transform, z_from_seeds
+from zoo.core.errors import ConfigError
+from zoo.core.files import file_sha256
+from zoo.core.images import make_grid, save_image, to_uint8
+from zoo.core.parse import parse_floats, parse_seeds
+from zoo.core.runtime import resolve_device, tune_cpu_allocator
+from zoo.interop.load import load_any, load_network
 
-__all__ = ["run_images", "run_mixing", "run_interpolate", "run_noise", "run_truncation", "run_project"]
+__all__ = ["SampleConfig", "sample", "main", "MODES", "APP"]
+
+
+@dataclass
+class SampleConfig:
+    ckpt: str = MISSING
+    model: Any = None  # optional config-group choice: must match the checkpoint's generation
+    which: str = "G_ema"
+    seeds: Any = "0-15"
+    trunc: float = 1.0
+    trunc_cutoff: Optional[int] = None
+    noise_mode: Optional[str] = None  # const | random | none; null: random for mode=noise, const otherwise
+    class_idx: Optional[int] = None
+    outdir: Optional[str] = None  # null: the Hydra run directory
+    grid: Any = True  # images/mixing/truncation/noise: write grid.png; interpolate: WxH walks at once
+    device: str = "auto"
+    batch: int = 8
+    translate: Any = None  # StyleGAN3: [tx, ty] in image widths (0.1 = 10% of the image), or "tx,ty"
+    rotate: float = 0.0  # StyleGAN3: degrees, counter-clockwise
+    # Modes (zoo.sampling): images | mixing | interpolate | noise | truncation | project
+    mode: str = "images"
+    ws: Optional[str] = None  # images: render the ws [N, num_ws, w_dim] of an .npz (e.g. projected_w.npz)
+    rows: Any = "85,100,75"  # mixing: row seeds (all styles except `styles`)
+    cols: Any = "55,821,1789"  # mixing: column seeds (supply `styles`)
+    styles: Any = "0-6"  # mixing: layer range/indices or coarse | middle | fine
+    space: str = "w"  # interpolate: w (lerp) | z (slerp); project: w | w+
+    frames: int = 60  # interpolate: frames per keyframe transition
+    loop: bool = True  # interpolate: return to the first seed
+    fps: float = 30.0  # interpolate / project: animation frame rate
+    format: str = "gif"  # interpolate / project: gif | webp (and an MP4 when imageio-ffmpeg is installed)
+    mp4: bool = True  # also write an MP4 when imageio-ffmpeg is importable
+    seed: Optional[int] = None  # noise: the seed whose w is varied (null: first of seeds); project: RNG seed (303)
+    variations: int = 8  # noise: number of noise realisations
+    noise_layers: Any = None  # noise: which noise inputs vary (indices, ranges, coarse|middle|fine; null: all)
+    psis: Any = "1,0.7,0.5,0,-0.5"  # truncation: psi values of the strip
+    target: Optional[str] = None  # project: the target image
+    steps: int = 1000  # project: optimisation steps
+    vgg: Optional[str] = "auto"  # project: VGG16 TorchScript path | auto (cached NVIDIA download) | none (pixel MSE)
+    vgg_sha256: Optional[str] = None  # project: expected sha256 of the VGG16 file
+
+
+def _parse_grid_wh(spec: Any):
+    """``grid`` of mode=interpolate: ``WxH`` (or true/1 for one walk)."""
+    if spec is True or spec is None or spec == 1:
+        return 1, 1
+    try:
+        w, h = (int(v) for v in str(spec).lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise ConfigError("grid", f"cannot parse {spec!r} as WxH", "use e.g. grid=2x2 (walks per row x rows)") from None
 
 
 def _require(G, generation: str, what: str, mode: str) -> None:
@@ -35,10 +99,7 @@ def _save(arr: np.ndarray, outdir: str, name: str, files: List[str]) -> None:
 
 
 def _seeds(spec: Any, key: str) -> List[int]:
-    try:
-        return parse_seeds(spec)
-    except ConfigError as e:
-        raise ConfigError(key, str(e).split(": ", 1)[-1].split(". Fix")[0], f"use e.g. {key}=1,5,9 or {key}=0-3") from None
+    return parse_seeds(spec, key)
 
 
 def _layers(spec: Any, G, kind: str, key: str) -> List[int]:
@@ -82,8 +143,6 @@ def run_images(G, cfg, c, outdir, *, noise_mode, seeds, generation) -> Dict[str,
         images = to_uint8(S.synthesize(G, ws, noise_mode, cfg.batch))
         names = [f"proj{i:02d}.png" for i in range(len(images))]
     else:
-        from zoo.utils import z_from_seeds
-
         chunks = []
         with torch.no_grad():
             for i in range(0, len(seeds), cfg.batch):
@@ -166,12 +225,6 @@ def run_interpolate(G, cfg, c, outdir, *, noise_mode, seeds, generation) -> Dict
     return {"files": files, "num_frames": int(len(frames)), "walks": [seeds[k * keys:(k + 1) * keys] for k in range(walks)]}
 
 
-def _parse_grid_wh(spec):
-    from zoo.cli import _parse_grid_wh as parse
-
-    return parse(spec)
-
-
 def run_noise(G, cfg, c, outdir, *, noise_mode, seeds, generation) -> Dict[str, Any]:
     """Stochastic variation: the same w with ``variations`` noise realisations (in ``noise_layers``),
     ``noise_std.png`` (per-pixel standard deviation, scaled so the largest is white) and grid.png."""
@@ -202,8 +255,6 @@ def run_noise(G, cfg, c, outdir, *, noise_mode, seeds, generation) -> Dict[str, 
 def run_truncation(G, cfg, c, outdir, *, noise_mode, seeds, generation) -> Dict[str, Any]:
     """The truncation-trick strip per seed (one image per psi) and a grid (seeds x psis)."""
     _require(G, generation, "the truncation trick", "truncation")
-    from zoo.config import parse_floats
-
     spec = cfg.psis
     count = len(spec) if not isinstance(spec, (str, int, float)) else len(str(spec).split(","))
     psis = parse_floats(spec, "psis", count)
@@ -274,3 +325,78 @@ def run_project(G, cfg, c, outdir, *, noise_mode, seeds, generation) -> Dict[str
     return {"files": files, "loss": loss_name, "seed_used": seed, "noise_maps_optimised": len(result["noise"]),
             "final_dist": result["dist"][-1],
             "first_dist": result["dist"][0]}
+
+
+MODES = {"images": run_images, "mixing": run_mixing, "interpolate": run_interpolate, "noise": run_noise,
+         "truncation": run_truncation, "project": run_project}
+
+
+def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
+    """``sample.py``: render a checkpoint in one of :data:`MODES` (see ``zoo.sampling``). Writes the
+    files and a ``sample.json`` (checkpoint sha256, generation, every option) into the output
+    directory, prints where they went and returns it."""
+    missing = [k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra")]
+    if missing:
+        raise ConfigError(missing[0], "is required", f"pass {missing[0]}=PATH")
+    if cfg.mode not in MODES:
+        raise ConfigError("mode", f"unknown mode {cfg.mode!r}", f"use one of {', '.join(MODES)}")
+    noise_mode = cfg.noise_mode if cfg.noise_mode is not None else ("random" if cfg.mode == "noise" else "const")
+    if noise_mode not in ("const", "random", "none"):
+        raise ConfigError("noise_mode", f"unknown noise mode {noise_mode!r}", "use const, random or none")
+    if cfg.which not in ("G_ema", "G"):
+        raise ConfigError("which", f"cannot sample from {cfg.which!r}", "use which=G_ema or which=G")
+    if cfg.batch < 1:
+        raise ConfigError("batch", f"{cfg.batch} is not a positive batch size", "use e.g. batch=8")
+    if cfg.mode != "interpolate" and not isinstance(cfg.grid, bool):
+        raise ConfigError("grid", f"expected true or false for mode={cfg.mode}, got {cfg.grid!r}",
+                          "use grid=true or grid=false (grid=WxH is for mode=interpolate)")
+    seeds = parse_seeds(cfg.seeds)
+    tune_cpu_allocator()
+    state = load_any(cfg.ckpt)   # a zoo .pt, or an NVIDIA .pkl imported on the fly
+    generation = state.get("generation")
+    if cfg.model is not None and cfg.model.name != generation:
+        raise ConfigError("model", f"the checkpoint holds a {generation!r} model, not {cfg.model.name!r}",
+                          f"drop model= or use model={generation}")
+    generations.get(generation)
+    device = resolve_device(cfg.device)
+    G = load_network(state, which=cfg.which, device=device)
+    if cfg.translate is not None or cfg.rotate:
+        if input_transform(G) is None:
+            raise ConfigError("translate" if cfg.translate is not None else "rotate",
+                              f"a {generation} generator has no input transform (StyleGAN3 only)",
+                              "drop translate=/rotate=")
+        translate = parse_floats(cfg.translate if cfg.translate is not None else 0.0, "translate", 2)
+        set_input_transform(G, translate, float(cfg.rotate))
+
+    c = torch.zeros([1, G.c_dim], device=device)
+    if G.c_dim:
+        if cfg.class_idx is None:
+            raise ConfigError("class_idx", f"the model is conditional ({G.c_dim} classes)", f"pass class_idx=0..{G.c_dim - 1}")
+        if not 0 <= cfg.class_idx < G.c_dim:
+            raise ConfigError("class_idx", f"{cfg.class_idx} is out of range", f"use 0..{G.c_dim - 1}")
+        c[:, cfg.class_idx] = 1
+    elif cfg.class_idx is not None:
+        raise ConfigError("class_idx", "the model is unconditional", "drop class_idx")
+
+    outdir = outdir or cfg.outdir or hydra_output_dir() or "samples"
+    os.makedirs(outdir, exist_ok=True)
+    run_mode = MODES[cfg.mode]
+    extra = run_mode(G, cfg, c, outdir, noise_mode=noise_mode, seeds=seeds, generation=generation)
+    options = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("seeds", "ckpt", "model")}
+    options["noise_mode"] = noise_mode
+    info = {"ckpt": os.path.abspath(cfg.ckpt), "ckpt_sha256": file_sha256(cfg.ckpt), "generation": generation,
+            "mode": cfg.mode, "seeds": seeds, **options, **{k: v for k, v in extra.items() if k != "files"}}
+    with open(os.path.join(outdir, "sample.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    files = extra.get("files", [])
+    print(f"[zoo] mode={cfg.mode}: wrote {len(files)} file{'s' if len(files) != 1 else ''} ({', '.join(files[:4])}{', ...' if len(files) > 4 else ''}) "
+          f"and sample.json to {os.path.abspath(outdir)}", flush=True)
+    return outdir
+
+
+APP = AppSpec("sample", sample, schema=SampleConfig,
+              list_keys=("seeds", "translate", "rows", "cols", "psis", "styles", "noise_layers"))
+
+
+def main(argv=None) -> None:
+    hydra_main(APP, argv)

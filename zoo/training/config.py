@@ -1,0 +1,129 @@
+"""The training config: the schemas of ``conf/train.yaml`` and ``conf/logger/``, and the checks
+that need several keys at once (batch divisibility, the GPU count, the generation's own checks, the
+dataset path, metric names), run at the start of ``train.py`` before anything is written.
+
+Every YAML file in ``conf/`` extends a dataclass schema (this module's, ``zoo.generations``'s model
+schemas, ``zoo.data.DataConfig``, ``zoo.metrics.MetricsConfig``), so a misspelled key or a value of
+the wrong type fails while Hydra composes the config; :func:`validate` raises
+:class:`zoo.core.errors.ConfigError` naming the key and the fix for everything else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from zoo import generations
+from zoo.core.errors import ConfigError
+from zoo.core.parse import check_resolution
+from zoo.data.config import DataConfig, check_data_config
+from zoo.generations.spec import RunShape
+from zoo.metrics.config import MetricsConfig
+from zoo.metrics.registry import check_metric_names
+
+__all__ = ["TrainConfig", "LoggerConfig", "validate", "LOGGERS", "DEVICES"]
+
+LOGGERS = ("none", "wandb")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"  # none | wandb
+    mode: str = "offline"  # wandb: offline (no account needed) | online | disabled
+    project: str = "zoo"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    """``conf/train.yaml``: pick a generation (``model=``), a dataset (``data=``) and the run size."""
+
+    model: Any = MISSING
+    data: DataConfig = MISSING
+    logger: LoggerConfig = MISSING
+    resolution: Optional[int] = None  # a power of two in 4..1024 (train.yaml: the dataset's); ffhq/folder data use it
+    gpus: int = 1  # N > 1: N processes (NCCL on CUDA, gloo workers on CPU); also works under torchrun
+    batch: int = 32  # total batch over all GPUs (drives lr/gamma/EMA auto rules, never the GPU count)
+    batch_gpu: Optional[int] = None  # per-GPU batch per pass; null = batch/gpus; smaller = gradient accumulation
+    kimg: float = 25000  # training length in thousands of real images shown to D
+    seed: int = 0
+    resume: Optional[str] = None  # null | auto (continue the newest run under run_root) | /path/to/checkpoint.pt
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    run_root: str = "outputs"  # every run gets <run_root>/<date>-<time>-<model>-<data><res>/
+    tick_kimg: float = 4.0  # progress and stats.jsonl interval
+    image_kimg: float = 50.0  # fixed-seed sample grid interval
+    snap_kimg: float = 200.0  # checkpoint interval
+    grid_size: List[int] = field(default_factory=lambda: [8, 4])  # sample grid columns x rows
+    threads: Optional[int] = None  # torch CPU threads per process (null: torch's default)
+    progress: bool = True  # tqdm progress bar
+    experiment: Optional[str] = None  # name of the experiment preset, for bookkeeping
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+def _check_device(device: str, gpus: int) -> None:
+    import torch
+
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise ConfigError("device", f"unknown device {device!r}", "use device=auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", "CUDA was requested but is not available", "use device=auto or device=cpu")
+    if gpus > 1 and torch.cuda.is_available() and device != "cpu":
+        visible = torch.cuda.device_count()
+        if gpus > visible:
+            raise ConfigError("gpus", f"gpus={gpus} but only {visible} CUDA device(s) are visible",
+                              f"use gpus<={visible} (or check CUDA_VISIBLE_DEVICES)")
+
+
+def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
+    """Run the cross-key checks of a composed train config. Raises :class:`ConfigError` on the first
+    problem found."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(missing[0], "is required but not set", f"pass {missing[0]}=... on the command line")
+    try:
+        spec = generations.get(cfg.model.name)
+    except KeyError as e:
+        raise ConfigError("model", str(e), f"choose model=<one of {', '.join(generations.names())}>") from None
+    if cfg.resolution is not None:
+        check_resolution(cfg.resolution)
+    if cfg.gpus < 1:
+        raise ConfigError("gpus", f"must be >= 1, got {cfg.gpus}", "use gpus=1 or more")
+    if cfg.batch < 1:
+        raise ConfigError("batch", f"must be >= 1, got {cfg.batch}", "use e.g. batch=32")
+    if cfg.batch % cfg.gpus != 0:
+        raise ConfigError("batch", f"total batch {cfg.batch} is not divisible by gpus={cfg.gpus}",
+                          f"use a batch that is a multiple of {cfg.gpus}, e.g. batch={cfg.gpus * max(1, cfg.batch // cfg.gpus)}")
+    if cfg.batch_gpu is not None and (cfg.batch_gpu < 1 or cfg.batch % (cfg.gpus * cfg.batch_gpu) != 0):
+        raise ConfigError("batch_gpu", f"batch={cfg.batch} is not divisible by gpus×batch_gpu = {cfg.gpus}×{cfg.batch_gpu}",
+                          f"choose batch_gpu dividing {cfg.batch // cfg.gpus} (batch/gpus), or leave batch_gpu=null")
+    if spec.check is not None:
+        model = OmegaConf.to_container(cfg.model, resolve=True)
+        spec.check(model, RunShape(gpus=cfg.gpus, batch=cfg.batch, batch_gpu=cfg.batch_gpu or cfg.batch // cfg.gpus))
+    for key in ("kimg", "tick_kimg", "image_kimg", "snap_kimg"):
+        if cfg[key] <= 0:
+            raise ConfigError(key, f"must be > 0, got {cfg[key]}", f"use a positive value, e.g. {key}=1")
+    _check_device(cfg.device, cfg.gpus)
+    if cfg.logger.name not in LOGGERS:
+        raise ConfigError("logger", f"unknown logger {cfg.logger.name!r}", "use logger=wandb or logger=none")
+    if cfg.logger.mode not in ("offline", "online", "disabled"):
+        raise ConfigError("logger.mode", f"unknown wandb mode {cfg.logger.mode!r}", "use offline, online or disabled")
+    _validate_metrics(cfg)
+    if check_data:
+        check_data_config(cfg.data)
+
+
+def _validate_metrics(cfg: DictConfig) -> None:
+    metrics = cfg.get("metrics")
+    if metrics is None:
+        return
+    if metrics.every_kimg is not None and metrics.every_kimg <= 0:
+        raise ConfigError("metrics.every_kimg", f"must be > 0, got {metrics.every_kimg}",
+                          "use e.g. metrics.every_kimg=50, or null to evaluate at every snapshot")
+    if metrics.batch < 1:
+        raise ConfigError("metrics.batch", f"must be >= 1, got {metrics.batch}", "use e.g. metrics.batch=64")
+    if metrics.names:
+        check_metric_names(list(metrics.names))  # ConfigError naming the bad name and the valid forms
