@@ -54,3 +54,10 @@ def test_positional_arguments_become_overrides():
 def test_report_takes_the_sweep_directory_positionally(tmp_path):
     r = _run("report", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and r.stderr.strip().startswith("error: sweep:") and "not a directory" in r.stderr
+
+
+def test_bench_takes_a_model_name_as_in_the_readme():
+    r = _run("bench", "model=stylegan2", "mode=inference", "resolution=16", "channel_base=256", "batch=2",
+             "min_seconds=0", "min_iters=1", "warmup=0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "stylegan2  inference" in r.stdout and "progan" not in r.stdout

@@ -42,7 +42,7 @@ MODEL_KEYS = ("channel_base", "channel_max", "mapping_layers", "z_dim", "w_dim",
 class BenchConfig:
     """``conf/bench.yaml``. Keys left null take the generation's preset (or the model's default)."""
 
-    model: Optional[str] = None  # one generation (null: every registered one)
+    model: Any = None  # model=NAME selects one generation's config group (null: every registered one)
     mode: Optional[str] = None  # inference | train (null: both)
     device: str = "cpu"  # cpu | cuda | cuda:N
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
@@ -151,6 +151,8 @@ def bench(cfg: Any) -> List[Dict[str, Any]]:
     args = dict(defaults, **args)
     allocator = bool(args.pop("tune_allocator")) and tune_cpu_allocator()
     model, mode = args.pop("model"), args.pop("mode")
+    if isinstance(model, dict):  # model=NAME on the command line composes that generation's config group
+        model = model.get("name")
     models = [model] if model is not None else generations.names()
     for name in models:
         try:
