@@ -34,7 +34,7 @@ def compose_cfg(config_name="train", overrides=(), return_hydra_config=False):
 # A CPU-sized StyleGAN2 for loop tests: 16 px, few channels, 2 mapping layers.
 TINY = ["logger=none", "resolution=16", "model.channel_base=256", "model.channel_max=32",
         "model.mapping_layers=2", "model.z_dim=32", "model.w_dim=32", "batch=8", "data.num_images=256",
-        "progress=false", "device=cpu"]
+        "progress=false", "device=cpu", "precision=fp32"]
 
 
 @pytest.fixture

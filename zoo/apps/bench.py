@@ -16,12 +16,14 @@ regularization cycles, so the time per kimg includes R1 and path length at their
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +32,8 @@ from zoo import generations
 from zoo.apps.common import AppSpec, hydra_main
 from zoo.core.errors import ConfigError
 from zoo.core.runtime import peak_memory_gb, reset_peak_memory, tune_cpu_allocator
+from zoo.ops.precision import cpu_supports_bf16, resolve_mode
+from zoo.training.config import check_precision
 from zoo.training.trainer import Trainer
 
 __all__ = ["BenchConfig", "bench", "bench_inference", "bench_train", "train_config", "main", "APP"]
@@ -60,6 +64,9 @@ class BenchConfig:
     min_iters: int = 3  # inference: at least this many timed batches
     min_seconds: float = 10.0  # and at least this long
     cycles: int = 1  # training: at least this many lazy-regularization cycles
+    precision: Optional[str] = None  # fp32 | mixed | auto (null: fp32 and mixed side by side where mixed helps)
+    precision_dtype: Optional[str] = None  # mixed: null = fp16 on CUDA, bf16 on CPU; fp16 | bf16
+    num_fp16_res: Optional[int] = None  # mixed: null = 4 (NVIDIA's default)
 
 
 def _sync(device: torch.device) -> None:
@@ -71,73 +78,111 @@ def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def train_config(model: str, opts: Dict[str, Any]) -> Dict[str, Any]:
+def train_config(model: str, opts: Dict[str, Any], precision: str = "fp32") -> Dict[str, Any]:
     """The resolved-enough train config (plain dict) of a benchmark: the generation's model defaults
-    with the preset's model keys, at the preset's resolution and batch."""
+    with the preset's model keys, at the preset's resolution and batch, in ``precision``."""
     spec = generations.get(model)
     m = spec.defaults()
     m.update({k: opts[k] for k in MODEL_KEYS if opts.get(k) is not None and k in m})
-    return dict(model=m, resolution=int(opts["resolution"]), batch=int(opts["batch"]), batch_gpu=None, seed=0, kimg=0)
+    return dict(model=m, resolution=int(opts["resolution"]), batch=int(opts["batch"]), batch_gpu=None, seed=0, kimg=0,
+                precision=precision, precision_dtype=opts.get("precision_dtype"),
+                num_fp16_res=int(opts.get("num_fp16_res", 4)))
 
 
-def bench_inference(model: str, opts: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+def _interleaved(runs: Dict[str, Callable[[], int]], min_rounds: int, min_seconds: float,
+                 device: torch.device) -> Dict[str, Tuple[float, int]]:
+    """Time each of ``runs`` (name -> a function doing one unit of work, returning how many items it
+    did) in alternation, round after round, until every one ran ``min_rounds`` times and
+    ``min_seconds`` passed in all. Alternating makes a side-by-side comparison fair on a shared or
+    throttling machine. Returns name -> (median seconds per item, rounds)."""
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_rounds or time.perf_counter() - start < min_seconds:
+        for name, fn in runs.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            n = fn()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) / n)
+        rounds += 1
+    return {name: (statistics.median(ts), len(ts)) for name, ts in times.items()}
+
+
+def bench_inference(model: str, opts: Dict[str, Any], device: torch.device,
+                    precisions: Sequence[str] = ("fp32",)) -> Dict[str, Dict[str, Any]]:
+    """Generator inference in each of ``precisions`` (same weights), timed side by side."""
     cfg = train_config(model, opts)
     spec = generations.get(model)
     hp = spec.resolve_hparams(cfg["model"], opts["resolution"], opts["batch"])
     G_kwargs, _ = spec.network_kwargs(hp, opts["resolution"], 3, 0)
     G = spec.build_generator(**G_kwargs).eval().requires_grad_(False).to(device)
-    n_params = _count(G)
     z = torch.randn([opts["batch"], G.z_dim], device=device)
     c = torch.zeros([opts["batch"], 0], device=device)
     kwargs = dict(noise_mode=opts.get("noise_mode", "const"))
+    nets, out = {}, {}
     with torch.inference_mode():
-        for _ in range(int(opts.get("warmup", 2))):
-            G(z, c, **kwargs)
-        _sync(device)
-        reset_peak_memory(device)
-        iters, start = 0, time.perf_counter()
-        while iters < int(opts.get("min_iters", 3)) or time.perf_counter() - start < float(opts.get("min_seconds", 10)):
-            G(z, c, **kwargs)
+        for prec in precisions:
+            net = G if prec == "fp32" else copy.deepcopy(G).set_precision(prec, opts.get("precision_dtype"),
+                                                                          int(opts.get("num_fp16_res", 4)))
+            reset_peak_memory(device)
+            for _ in range(int(opts.get("warmup", 2))):
+                net(z, c, **kwargs)
             _sync(device)
-            iters += 1
-        elapsed = time.perf_counter() - start
-    mem = peak_memory_gb(device)
-    return dict(img_per_s=iters * opts["batch"] / elapsed, sec_per_batch=elapsed / iters, params_G=n_params,
-                peak_mem_gb=mem)
+            nets[prec] = net
+            out[prec] = dict(params_G=_count(net), peak_mem_gb=peak_memory_gb(device))
+
+        def run(net):
+            return lambda: (net(z, c, **kwargs), opts["batch"])[1]
+
+        timed = _interleaved({p: run(n) for p, n in nets.items()}, int(opts.get("min_iters", 3)),
+                             float(opts.get("min_seconds", 10)), device)
+    for prec, (sec_per_img, rounds) in timed.items():
+        out[prec].update(img_per_s=1 / sec_per_img, sec_per_batch=sec_per_img * opts["batch"], iters=rounds)
+    return out
 
 
-def bench_train(model: str, opts: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
-    cfg = train_config(model, opts)
-    trainer = Trainer(cfg, img_channels=3, device=device)
-    if trainer.growing is not None:  # time the fully grown networks at the preset's batch
-        trainer.growing = dataclasses.replace(trainer.growing, start_resolution=trainer.resolution, minibatch={})
-        trainer.prepare()
-    intervals = [p.interval for p in trainer.phases]
-    cycle = math.lcm(*intervals)  # one full lazy-regularization cycle (16 iterations for SG2)
-    cycles = int(opts.get("cycles", 1))
-    res, b = trainer.resolution, trainer.batch_gpu
+def bench_train(model: str, opts: Dict[str, Any], device: torch.device,
+                precisions: Sequence[str] = ("fp32",)) -> Dict[str, Dict[str, Any]]:
+    """Training in each of ``precisions`` (the same initial weights and data), whole
+    lazy-regularization cycles timed side by side."""
+    trainers, out = {}, {}
+    for prec in precisions:
+        trainer = Trainer(train_config(model, opts, prec), img_channels=3, device=device)
+        if trainer.growing is not None:  # time the fully grown networks at the preset's batch
+            trainer.growing = dataclasses.replace(trainer.growing, start_resolution=trainer.resolution, minibatch={})
+            trainer.prepare()
+        trainers[prec] = trainer
+    first = next(iter(trainers.values()))
+    cycle = math.lcm(*[p.interval for p in first.phases])  # one full lazy-regularization cycle (16 for SG2)
+    res, b = first.resolution, first.batch_gpu
     gen = torch.Generator().manual_seed(0)
-    reals = [torch.rand([b, 3, res, res], generator=gen).to(device) * 2 - 1 for _ in range(trainer.rounds)]
-    cs = [torch.zeros([b, 0], device=device) for _ in range(trainer.rounds)]
-    for _ in range(int(opts.get("warmup", 2))):  # the first iterations include the lazy phases
-        trainer.step(reals, cs)
-    trainer.batch_idx = 0  # start the timed cycle aligned with the regularization schedule
-    _sync(device)
-    reset_peak_memory(device)
-    # Whole cycles, at least ``cycles`` of them and at least ``min_seconds`` (generations without
-    # lazy regularization have 1-iteration cycles, too short to time alone).
-    min_seconds = float(opts.get("min_seconds", 10))
-    iters, start = 0, time.perf_counter()
-    while iters < cycle * cycles or time.perf_counter() - start < min_seconds:
-        for _ in range(cycle):
+    reals = [torch.rand([b, 3, res, res], generator=gen).to(device) * 2 - 1 for _ in range(first.rounds)]
+    cs = [torch.zeros([b, 0], device=device) for _ in range(first.rounds)]
+    for prec, trainer in trainers.items():
+        reset_peak_memory(device)
+        for _ in range(int(opts.get("warmup", 2))):  # the first iterations include the lazy phases
             trainer.step(reals, cs)
-        iters += cycle
         _sync(device)
-    elapsed = time.perf_counter() - start
-    nimg = iters * trainer.batch
-    mem = peak_memory_gb(device)
-    return dict(sec_per_kimg=elapsed / nimg * 1000, sec_per_iter=elapsed / iters,
-                iters=iters, params_G=_count(trainer.G), params_D=_count(trainer.D), peak_mem_gb=mem)
+        trainer.batch_idx = 0  # timed cycles start aligned with the regularization schedule
+        out[prec] = dict(params_G=_count(trainer.G), params_D=_count(trainer.D), peak_mem_gb=peak_memory_gb(device),
+                         precision_used=trainer.precision.describe())
+
+    def run(trainer):
+        def one_cycle():
+            for _ in range(cycle):
+                trainer.step(reals, cs)
+            return cycle * trainer.batch
+        return one_cycle
+
+    # Whole cycles (generations without lazy regularization have 1-iteration cycles, too short to time
+    # alone: min_seconds then decides), alternating between the precisions.
+    timed = _interleaved({p: run(t) for p, t in trainers.items()}, int(opts.get("cycles", 1)),
+                         float(opts.get("min_seconds", 10)), device)
+    for prec, (sec_per_img, rounds) in timed.items():
+        out[prec].update(sec_per_kimg=sec_per_img * 1000, sec_per_iter=sec_per_img * first.batch,
+                         iters=rounds * cycle)
+    return out
 
 
 def bench(cfg: Any) -> List[Dict[str, Any]]:
@@ -165,28 +210,43 @@ def bench(cfg: Any) -> List[Dict[str, Any]]:
     device = torch.device(args.pop("device"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "CUDA was requested but is not available", "use device=cpu")
+    precision = args.pop("precision")
+    check_precision(precision or "auto", args.get("precision_dtype"), str(device), int(args.get("num_fp16_res") or 4))
+    if precision is None:  # side by side: fp32, and mixed where the device runs it faster
+        precisions = ["fp32"] + (["mixed"] if resolve_mode("auto", device, args.get("precision_dtype")) == "mixed" else [])
+    else:
+        precisions = [resolve_mode(precision, device, args.get("precision_dtype"))]
     threads = args.pop("threads")
     if threads:
         torch.set_num_threads(int(threads))
     print(f"# zoo.bench  torch {torch.__version__}  device={device}  threads={torch.get_num_threads()}"
-          f"  cpu={os.cpu_count()}  tuned_allocator={allocator}"
-          + (f"  gpu={torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""), flush=True)
+          f"  cpu={os.cpu_count()}  tuned_allocator={allocator}  precision={'+'.join(precisions)}"
+          + (f"  gpu={torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
+          + (f"  cpu_bf16={cpu_supports_bf16()}" if device.type == "cpu" else ""), flush=True)
     overrides = {k: v for k, v in args.items() if v is not None}
     results = []
     for name in models:
         for m in modes:
             opts = dict(generations.get(name).bench.get(m, {}), **overrides)
             fn = bench_inference if m == "inference" else bench_train
-            r = fn(name, opts, device)
-            r.update(model=name, mode=m, **opts)
-            results.append(r)
+            by_precision = fn(name, opts, device, precisions)
             desc = " ".join(f"{k}={v}" for k, v in opts.items())
-            if m == "inference":
-                print(f"{name:10s} inference  {r['img_per_s']:7.2f} img/s  ({r['sec_per_batch']:.3f} s/batch)  "
-                      f"G {r['params_G']:,} params  peak mem {r['peak_mem_gb']:.2f} GB  [{desc}]", flush=True)
-            else:
-                print(f"{name:10s} train      {r['sec_per_kimg']:7.2f} s/kimg ({r['sec_per_iter']:.3f} s/iter over {r['iters']} iters)  "
-                      f"G {r['params_G']:,} / D {r['params_D']:,} params  peak mem {r['peak_mem_gb']:.2f} GB  [{desc}]", flush=True)
+            for prec, r in by_precision.items():
+                r.update(model=name, mode=m, precision=prec, **opts)
+                results.append(r)
+                if m == "inference":
+                    print(f"{name:10s} inference {prec:5s} {r['img_per_s']:7.2f} img/s  ({r['sec_per_batch']:.3f} s/batch, "
+                          f"median of {r['iters']})  G {r['params_G']:,} params  peak mem {r['peak_mem_gb']:.2f} GB  [{desc}]",
+                          flush=True)
+                else:
+                    print(f"{name:10s} train     {prec:5s} {r['sec_per_kimg']:7.2f} s/kimg ({r['sec_per_iter']:.3f} s/iter, "
+                          f"{r['iters']} iters)  G {r['params_G']:,} / D {r['params_D']:,} params  "
+                          f"peak mem {r['peak_mem_gb']:.2f} GB  [{desc}]", flush=True)
+            if len(by_precision) == 2:
+                a, b = by_precision["fp32"], by_precision["mixed"]
+                ratio = (b["img_per_s"] / a["img_per_s"]) if m == "inference" else (a["sec_per_kimg"] / b["sec_per_kimg"])
+                print(f"{name:10s} {m:9s} mixed/fp32 speed-up {ratio:.2f}x ({b.get('precision_used', 'mixed')})", flush=True)
+                b["speedup_vs_fp32"] = ratio
     return results
 
 

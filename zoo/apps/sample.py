@@ -27,6 +27,7 @@ from zoo.core.images import make_grid, save_image, to_uint8
 from zoo.core.parse import parse_floats, parse_seeds
 from zoo.core.runtime import resolve_device, tune_cpu_allocator
 from zoo.interop.load import load_any, load_network
+from zoo.training.config import check_precision
 
 __all__ = ["SampleConfig", "sample", "main", "MODES", "APP"]
 
@@ -44,6 +45,8 @@ class SampleConfig:
     outdir: Optional[str] = None  # null: the Hydra run directory
     grid: Any = True  # images/mixing/truncation/noise: write grid.png; interpolate: WxH walks at once
     device: str = "auto"
+    precision: str = "fp32"  # fp32 (exact, the same image on every machine) | mixed (fp16 on CUDA, bf16 on CPU) | auto
+    precision_dtype: Optional[str] = None  # mixed: null = by device; fp16 | bf16
     batch: int = 8
     translate: Any = None  # StyleGAN3: [tx, ty] in image widths (0.1 = 10% of the image), or "tx,ty"
     rotate: float = 0.0  # StyleGAN3: degrees, counter-clockwise
@@ -359,7 +362,9 @@ def sample(cfg: DictConfig, outdir: Optional[str] = None) -> str:
                           f"drop model= or use model={generation}")
     generations.get(generation)
     device = resolve_device(cfg.device)
-    G = load_network(state, which=cfg.which, device=device)
+    check_precision(cfg.precision, cfg.precision_dtype, str(device))
+    G = load_network(state, which=cfg.which, device=device, precision=cfg.precision,
+                     precision_dtype=cfg.precision_dtype)
     if cfg.translate is not None or cfg.rotate:
         if input_transform(G) is None:
             raise ConfigError("translate" if cfg.translate is not None else "rotate",

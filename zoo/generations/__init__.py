@@ -50,10 +50,10 @@ def get(name: str) -> GenerationSpec:
         raise UnknownGenerationError(f"unknown generation {name!r}; known generations: {', '.join(names())}") from None
 
 
-def resolve_hparams(model_cfg: Mapping[str, Any], resolution: int, batch: int) -> Dict[str, Any]:
+def resolve_hparams(model_cfg: Mapping[str, Any], resolution: int, batch: int, precision: str = "fp32") -> Dict[str, Any]:
     """The model config (``model_cfg['name']`` names the generation) with every ``null`` auto
-    hyperparameter filled in from the resolution and the total batch."""
-    return get(model_cfg["name"]).resolve_hparams(model_cfg, resolution, batch)
+    hyperparameter filled in from the resolution, the total batch and the resolved precision."""
+    return get(model_cfg["name"]).resolve_hparams(model_cfg, resolution, batch, precision)
 
 
 for _spec in BUILTIN:

@@ -29,7 +29,7 @@ class ProGANConfig(ModelConfig):
     growing: GrowingConfig = field(default_factory=GrowingConfig)
 
 
-def auto_hparams(m: Mapping[str, Any], resolution: int, batch: int) -> Dict[str, Any]:
+def auto_hparams(m: Mapping[str, Any], resolution: int, batch: int, precision: str = "fp32") -> Dict[str, Any]:
     """ProGAN / StyleGAN (v1): base learning rate 0.001 (per-resolution values in ``growing.lr``)."""
     return dict(glr=0.001, dlr=0.001)
 

@@ -162,8 +162,9 @@ class GenerationSpec:
     module:         the module holding the ``Generator`` and ``Discriminator`` classes.
     schema:         the model config dataclass (``conf/model/<name>.yaml`` extends it).
     loss:           the name of the loss in ``zoo.training.losses``.
-    auto_hparams:   ``f(model_cfg, resolution, batch) -> dict`` of defaults for the keys left ``null``
-                    (NVIDIA's ``auto`` rules, written in terms of the *total* batch).
+    auto_hparams:   ``f(model_cfg, resolution, batch, precision) -> dict`` of defaults for the keys left
+                    ``null`` (NVIDIA's ``auto`` rules, written in terms of the *total* batch; ``precision``
+                    is the run's resolved ``'fp32'`` or ``'mixed'``).
     network_kwargs: ``f(model_cfg, resolution, img_channels, c_dim) -> (G_kwargs, D_kwargs)`` for a
                     resolved model config.
     check:          optional ``f(model_cfg, RunShape)`` raising ConfigError for bad combinations.
@@ -175,7 +176,7 @@ class GenerationSpec:
     module: str
     schema: type
     loss: str
-    auto_hparams: Callable[[Mapping[str, Any], int, int], Dict[str, Any]]
+    auto_hparams: Callable[..., Dict[str, Any]]
     network_kwargs: NetworkKwargs
     check: Optional[Callable[[Mapping[str, Any], RunShape], None]] = None
     bench: Dict[str, Dict[str, Any]] = field(default_factory=dict)
@@ -203,10 +204,11 @@ class GenerationSpec:
         """The schema's defaults as a plain dict (what ``model=<name>`` composes to)."""
         return OmegaConf.to_container(OmegaConf.structured(self.schema), resolve=True)  # type: ignore[return-value]
 
-    def resolve_hparams(self, model_cfg: Mapping[str, Any], resolution: int, batch: int) -> Dict[str, Any]:
+    def resolve_hparams(self, model_cfg: Mapping[str, Any], resolution: int, batch: int,
+                        precision: str = "fp32") -> Dict[str, Any]:
         """A copy of the model config with every ``null`` auto hyperparameter filled in."""
         out = dict(model_cfg)
-        for key, value in self.auto_hparams(out, resolution, batch).items():
+        for key, value in self.auto_hparams(out, resolution, batch, precision=precision).items():
             if out.get(key) is None:
                 out[key] = value
         return out

@@ -17,19 +17,21 @@ __all__ = ["StyleGAN2Config", "SPEC", "auto_hparams", "network_kwargs"]
 class StyleGAN2Config(StyleConfig):
     name: str = "stylegan2"
     use_noise: bool = True
-    conv_clamp: Optional[int] = None
+    conv_clamp: Optional[int] = None  # null: 256 with mixed precision, none in fp32 (NVIDIA)
     pl_weight: float = 2.0
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     G_reg_interval: Optional[int] = 4
 
 
-def auto_hparams(m: Mapping[str, Any], resolution: int, batch: int) -> Dict[str, Any]:
-    """NVIDIA's ``--cfg auto`` rules (stylegan2-ada-pytorch train.py), expressed per total batch.
+def auto_hparams(m: Mapping[str, Any], resolution: int, batch: int, precision: str = "fp32") -> Dict[str, Any]:
+    """NVIDIA's ``--cfg auto`` rules (stylegan2-ada-pytorch train.py), expressed per total batch, and
+    its precision rule (stylegan3 train.py): ``conv_clamp`` 256 with mixed precision, none in fp32.
 
     Only the *total* batch enters, never the GPU count, so ``gpus=`` changes speed, not dynamics."""
     lr = 0.002 if resolution >= 1024 else 0.0025
-    return dict(glr=lr, dlr=lr, r1_gamma=0.0002 * resolution ** 2 / batch, ema_kimg=batch * 10 / 32)
+    return dict(glr=lr, dlr=lr, r1_gamma=0.0002 * resolution ** 2 / batch, ema_kimg=batch * 10 / 32,
+                conv_clamp=256 if precision == "mixed" else None)
 
 
 def network_kwargs(m: Mapping[str, Any], resolution: int, img_channels: int, c_dim: int):

@@ -47,7 +47,7 @@ def _config(m: Mapping[str, Any]) -> str:
     return str(m.get("config", "t")).lower()
 
 
-def auto_hparams(m: Mapping[str, Any], resolution: int, batch: int) -> Dict[str, Any]:
+def auto_hparams(m: Mapping[str, Any], resolution: int, batch: int, precision: str = "fp32") -> Dict[str, Any]:
     """StyleGAN3 defaults (stylegan3 train.py and docs/configs.md).
 
     NVIDIA requires ``--gamma``; the default here is the recommended value of ``docs/configs.md``

@@ -9,7 +9,9 @@ file ever runs.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
+
+import torch
 
 from zoo import generations
 from zoo.core.checkpoint import load_checkpoint, save_checkpoint
@@ -17,6 +19,7 @@ from zoo.core.errors import CheckpointError, InteropError
 from zoo.interop.nvidia import import_nvidia_export, import_nvidia_pickle, is_nvidia_export
 from zoo.interop.rosinality import import_rosinality, is_rosinality
 from zoo.interop.safe_pickle import read_torch_file
+from zoo.ops.precision import resolve_mode
 
 __all__ = ["load_any", "load_network", "is_foreign", "import_checkpoint", "import_torch_file", "convert",
            "PICKLE_SUFFIXES"]
@@ -64,11 +67,14 @@ def load_any(path: str) -> Dict[str, Any]:
         return state
 
 
-def load_network(path: Any, which: str = "G_ema", device: Any = "cpu"):
+def load_network(path: Any, which: str = "G_ema", device: Any = "cpu", precision: str = "fp32",
+                 precision_dtype: Optional[str] = None):
     """A network from a checkpoint (``zoo.load``): rebuilt through the registry from the generation
     name and init kwargs stored in the file, in eval mode with gradients off, on ``device``.
     ``path``: anything :func:`load_any` reads, or an already loaded checkpoint dict; ``which``:
-    ``'G_ema'`` (default), ``'G'`` or ``'D'``."""
+    ``'G_ema'`` (default), ``'G'`` or ``'D'``; ``precision``: ``'fp32'`` (default, exact),
+    ``'mixed'`` (NVIDIA's policy: fp16 on CUDA, bf16 on CPU) or ``'auto'`` (mixed where it is faster;
+    :mod:`zoo.ops.precision`). Weights are float32 in every case."""
     if which not in ("G_ema", "G", "D"):
         raise ValueError(f"which must be 'G_ema', 'G' or 'D', got {which!r}")
     state = path if isinstance(path, dict) else load_any(path)
@@ -85,6 +91,9 @@ def load_network(path: Any, which: str = "G_ema", device: Any = "cpu"):
     else:
         net = spec.build_generator(**state["G_kwargs"])
     net.load_state_dict(state[which])
+    mode = resolve_mode(precision, torch.device(device), precision_dtype)
+    if hasattr(net, "set_precision"):
+        net.set_precision(mode, precision_dtype)
     net.eval().requires_grad_(False)
     net.generation = state["generation"]
     return net.to(device)

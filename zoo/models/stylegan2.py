@@ -15,9 +15,12 @@ Discriminator
 
 Parameter names, shapes and storage (equalized learning rate, affine bias init 1, ...) match
 NVIDIA's ``networks_stylegan2.py``, so an official ``state_dict`` loads with ``load_state_dict``
-and renders the same images. Numerics: float32 everywhere (no fp16 blocks); ``conv_clamp``
-optional. The speed-relevant choices (modulated-conv path, channels-last on CPU, polyphase
-resampling) live in :mod:`zoo.ops` and do not change the maths.
+and renders the same images. Numerics: float32 unless :meth:`Generator.set_precision` /
+:meth:`Discriminator.set_precision` select NVIDIA's mixed precision (the blocks of the
+``num_fp16_res`` highest resolutions in float16 on CUDA, bfloat16 on CPU; :mod:`zoo.ops.precision`);
+``conv_clamp`` optional (256 with mixed precision, as NVIDIA). The speed-relevant choices
+(modulated-conv path, channels-last on CPU, polyphase resampling) live in :mod:`zoo.ops` and do not
+change the maths.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from zoo.ops import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, downsa
 from zoo.ops.activations import activation_funcs
 from zoo.ops.layers import channels, check_img_resolution as _check_resolution
 from zoo.ops.mapping import MappingNetwork
+from zoo.ops.precision import FP32, Precision, fp16_resolution
 
 __all__ = [
     "MappingNetwork", "SynthesisLayer", "ToRGBLayer", "SynthesisBlock", "SynthesisNetwork", "Generator",
@@ -177,22 +181,25 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor], ws: torch.Tensor,
                 noise_mode: str = "random", fused_modconv: Optional[bool] = None,
-                memory_format: torch.memory_format = torch.contiguous_format, reuse_buffers: bool = False):
+                memory_format: torch.memory_format = torch.contiguous_format, reuse_buffers: bool = False,
+                dtype: torch.dtype = torch.float32):
         """``reuse_buffers=True`` (inference without forward hooks, set by SynthesisNetwork) lets
-        the layers overwrite activations that nothing reads afterwards, including the input ``x``."""
+        the layers overwrite activations that nothing reads afterwards, including the input ``x``.
+        ``dtype``: the block's compute dtype (its convolutions and activations; the image stays float32)."""
         w_iter = iter(ws.unbind(dim=1))
         layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, inplace_input=reuse_buffers)
         if self.in_channels == 0:
             # Learned constant input, one (fresh) copy per sample.
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).clone(memory_format=memory_format)
+            x = self.const.to(dtype).unsqueeze(0).expand(ws.shape[0], -1, -1, -1).clone(memory_format=memory_format)
             x = self.conv1(x, next(w_iter), **layer_kwargs)
         elif self.architecture == "resnet":
+            x = x.to(dtype)
             y = self.skip(x, gain=np.sqrt(0.5))
             x = self.conv0(x, next(w_iter), **layer_kwargs)
             x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), **layer_kwargs)
             x = y.add_(x)
         else:
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
+            x = self.conv0(x.to(dtype), next(w_iter), **layer_kwargs)
             x = self.conv1(x, next(w_iter), **layer_kwargs)
 
         # Skip architecture: the running RGB image is upsampled and this block's ToRGB added.
@@ -221,6 +228,7 @@ class SynthesisNetwork(nn.Module):
         self.img_channels = img_channels
         self.block_resolutions = [2 ** i for i in range(2, int(np.log2(self.img_resolution)) + 1)]
         self.channels_last: Optional[bool] = None   # None: channels-last on CPU (a speed setting, not state)
+        self.precision: Precision = FP32            # a run-time setting too (set_precision)
         self.num_ws = 0
         for res in self.block_resolutions:
             in_channels = channels(res // 2, channel_base, channel_max) if res > 4 else 0
@@ -234,10 +242,20 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
+    def set_precision(self, precision: Precision) -> "SynthesisNetwork":
+        """Run the blocks of the ``precision.num_fp16_res`` highest resolutions (NVIDIA's rule) in low
+        precision when ``precision`` is mixed; the others, the images and the weights stay float32."""
+        self.precision = precision
+        return self
+
+    def _block_dtype(self, res: int, device: torch.device, force_fp32: bool) -> torch.dtype:
+        low = res >= fp16_resolution(self.img_resolution, self.precision.num_fp16_res)
+        return self.precision.compute_dtype(device, low, force_fp32)
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv: Optional[bool] = None,
-                update_emas: bool = False, force_fp32: bool = True) -> torch.Tensor:
-        """``force_fp32`` is accepted for compatibility with NVIDIA's API; these networks always run
-        in float32. ``update_emas`` has no effect (StyleGAN2's synthesis tracks no statistics)."""
+                update_emas: bool = False, force_fp32: bool = False) -> torch.Tensor:
+        """``force_fp32=True`` runs every block in float32 whatever the precision (NVIDIA's argument).
+        ``update_emas`` has no effect (StyleGAN2's synthesis tracks no statistics)."""
         _check_choice("noise_mode", noise_mode, NOISE_MODES)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
@@ -254,7 +272,8 @@ class SynthesisNetwork(nn.Module):
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
             x, img = block(x, img, block_ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
-                           memory_format=memory_format, reuse_buffers=reuse_buffers)
+                           memory_format=memory_format, reuse_buffers=reuse_buffers,
+                           dtype=self._block_dtype(res, ws.device, force_fp32))
         return img.contiguous()
 
     def extra_repr(self) -> str:
@@ -294,9 +313,16 @@ class Generator(nn.Module):
                                       num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier,
                                       w_avg_beta=w_avg_beta)
 
+    def set_precision(self, mode: str = "fp32", dtype: Optional[str] = None, num_fp16_res: int = 4) -> "Generator":
+        """``'mixed'``: NVIDIA's mixed precision in the synthesis network (:mod:`zoo.ops.precision`;
+        ``dtype`` None = float16 on CUDA, bfloat16 on CPU); ``'fp32'``: float32 everywhere. The
+        mapping network is always float32."""
+        self.synthesis.set_precision(Precision(mode, dtype, num_fp16_res))
+        return self
+
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation_psi: float = 1.0,
                 truncation_cutoff: Optional[int] = None, noise_mode: str = "random", update_emas: bool = False,
-                fused_modconv: Optional[bool] = None, force_fp32: bool = True) -> torch.Tensor:
+                fused_modconv: Optional[bool] = None, force_fp32: bool = False) -> torch.Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
         return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, update_emas=update_emas,
@@ -336,8 +362,12 @@ class DiscriminatorBlock(nn.Module):
             self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
                                     resample_filter=resample_filter)
 
-    def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor]):
+    def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor], dtype: torch.dtype = torch.float32):
+        """``dtype``: the block's compute dtype (low precision for the highest resolutions)."""
+        if x is not None:
+            x = x.to(dtype)
         if self.in_channels == 0 or self.architecture == "skip":
+            img = img.to(dtype)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
@@ -375,8 +405,9 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, img: Optional[torch.Tensor], cmap: Optional[torch.Tensor]) -> torch.Tensor:
+        x = x.to(torch.float32)  # the 4x4 head always runs in float32 (NVIDIA)
         if self.architecture == "skip":
-            x = x + self.fromrgb(img)
+            x = x + self.fromrgb(img.to(torch.float32))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
@@ -413,6 +444,7 @@ class Discriminator(nn.Module):
         self.img_resolution = img_resolution
         self.img_channels = img_channels
         self.channels_last: Optional[bool] = None   # None: channels-last on CPU (a speed setting, not state)
+        self.precision: Precision = FP32            # a run-time setting too (set_precision)
         self.block_resolutions = [2 ** i for i in range(int(np.log2(img_resolution)), 2, -1)]
         ch = {res: channels(res, channel_base, channel_max) for res in self.block_resolutions + [4]}
         if cmap_dim is None:
@@ -434,7 +466,14 @@ class Discriminator(nn.Module):
                                         architecture=architecture, mbstd_group_size=mbstd_group_size,
                                         mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
 
-    def forward(self, img: torch.Tensor, c: Optional[torch.Tensor] = None, update_emas: bool = False) -> torch.Tensor:
+    def set_precision(self, mode: str = "fp32", dtype: Optional[str] = None, num_fp16_res: int = 4) -> "Discriminator":
+        """``'mixed'``: the blocks of the ``num_fp16_res`` highest resolutions in low precision
+        (NVIDIA's rule; the 4x4 head, the label mapping and the logits stay float32)."""
+        self.precision = Precision(mode, dtype, num_fp16_res)
+        return self
+
+    def forward(self, img: torch.Tensor, c: Optional[torch.Tensor] = None, update_emas: bool = False,
+                force_fp32: bool = False) -> torch.Tensor:
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"img must have shape [N, {', '.join(map(str, expected))}], got {tuple(img.shape)}")
@@ -443,8 +482,11 @@ class Discriminator(nn.Module):
                              f"got {None if c is None else tuple(c.shape)}")
         img = img.to(torch.float32).contiguous(memory_format=_memory_format(img.device, self.channels_last))
         x = None
+        device = img.device
+        low_from = fp16_resolution(self.img_resolution, self.precision.num_fp16_res)
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img)
+            dtype = self.precision.compute_dtype(device, res >= low_from, force_fp32)
+            x, img = getattr(self, f"b{res}")(x, img, dtype)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)
 

@@ -51,6 +51,7 @@ from zoo.ops import FullyConnectedLayer
 from zoo.ops.activations import mean_square
 from zoo.ops.convolution import conv2d
 from zoo.ops.mapping import MappingNetwork as _StyleGAN2MappingNetwork
+from zoo.ops.precision import FP32, Precision
 from zoo.ops.layers import check_img_resolution as _check_resolution
 from zoo.ops.winograd import conv3x3
 from zoo.ops.filtered_lrelu import filtered_lrelu
@@ -263,7 +264,7 @@ class SynthesisLayer(nn.Module):
         self.w_dim = w_dim
         self.is_torgb = bool(is_torgb)
         self.is_critically_sampled = bool(is_critically_sampled)
-        self.use_fp16 = bool(use_fp16)   # NVIDIA's fp16 schedule, informational (we run in float32)
+        self.use_fp16 = bool(use_fp16)   # one of NVIDIA's low-precision layers (used when the precision is mixed)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.in_size = int(in_size)
@@ -317,18 +318,19 @@ class SynthesisLayer(nn.Module):
         pad_hi = pad_total - pad_lo
         self.padding = [int(pad_lo), int(pad_hi), int(pad_lo), int(pad_hi)]   # [x0, x1, y0, y1]
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", force_fp32: bool = True,
-                update_emas: bool = False) -> torch.Tensor:
-        """``noise_mode`` is ignored (StyleGAN3 has no noise); ``force_fp32`` too (always float32)."""
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", update_emas: bool = False,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``noise_mode`` is ignored (StyleGAN3 has no noise). ``dtype``: the layer's compute dtype (its
+        convolution and filtered lrelu; the styles, demodulation and magnitude EMA stay float32)."""
         expected = (self.in_channels, self.in_size, self.in_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape [N, {', '.join(map(str, expected))}], got {tuple(x.shape)}")
-        x = x.to(torch.float32)
+        x = x.to(dtype)
 
         # Track the input's magnitude; its inverse square root normalises the input.
         if update_emas:
             with torch.no_grad():
-                magnitude = mean_square(x.detach())
+                magnitude = mean_square(x.detach().to(torch.float32))
                 self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
         input_gain = self.magnitude_ema.rsqrt()
 
@@ -346,10 +348,11 @@ class SynthesisLayer(nn.Module):
             styles = styles * styles.square().mean().rsqrt()
             # Demodulation: 1 / ||w[o] * s|| = rsqrt(sum_i s_i^2 * sum_k w[o, i, k]^2).
             dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()   # [N, O]
+        weight = weight.to(dtype)
         if x.device.type == "cpu":  # oneDNN's convolutions are ~2x faster channels-last on CPU
             x = x.contiguous(memory_format=torch.channels_last)
             weight = weight.contiguous(memory_format=torch.channels_last)
-        x = x * (styles * input_gain).unsqueeze(2).unsqueeze(3)
+        x = x * (styles * input_gain).to(dtype).unsqueeze(2).unsqueeze(3)
         if self.conv_kernel == 3:
             x = conv3x3(x, weight, padding=2)  # Winograd F(4x4, 3x3) on CPU where it is faster
         else:
@@ -393,6 +396,7 @@ class SynthesisNetwork(nn.Module):
 
         self.input = SynthesisInput(w_dim, channels=int(s["channels"][0]), size=int(s["sizes"][0]),
                                     sampling_rate=int(s["sampling_rates"][0]), bandwidth=float(s["cutoffs"][0]))
+        self.precision: Precision = FP32    # a run-time setting (set_precision), not state
         self.layer_names: List[str] = []
         for idx in range(num_layers + 1):
             prev = max(idx - 1, 0)
@@ -410,10 +414,20 @@ class SynthesisNetwork(nn.Module):
             setattr(self, name, layer)
             self.layer_names.append(name)
 
+    def set_precision(self, precision: Precision) -> "SynthesisNetwork":
+        """Mixed precision: the layers whose sampling rate times ``2 ** num_fp16_res`` exceeds the
+        output resolution (NVIDIA's rule; all of them at 32 px) compute in low precision."""
+        self.precision = precision
+        for name in self.layer_names:
+            layer = getattr(self, name)
+            layer.use_fp16 = layer.out_sampling_rate * 2 ** precision.num_fp16_res > self.img_resolution
+        return self
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", update_emas: bool = False,
-                force_fp32: bool = True, fused_modconv: Optional[bool] = None) -> torch.Tensor:
-        """``noise_mode``, ``force_fp32`` and ``fused_modconv`` are accepted for API compatibility with
-        StyleGAN2 and have no effect. ``update_emas=True`` updates every layer's ``magnitude_ema``."""
+                force_fp32: bool = False, fused_modconv: Optional[bool] = None) -> torch.Tensor:
+        """``noise_mode`` and ``fused_modconv`` are accepted for API compatibility with StyleGAN2 and
+        have no effect; ``force_fp32=True`` runs every layer in float32 whatever the precision.
+        ``update_emas=True`` updates every layer's ``magnitude_ema``."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {list(NOISE_MODES)}, got {noise_mode!r}")
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
@@ -421,10 +435,12 @@ class SynthesisNetwork(nn.Module):
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0])
         for name, w in zip(self.layer_names, ws[1:]):
-            x = getattr(self, name)(x, w, update_emas=update_emas)
+            layer = getattr(self, name)
+            x = layer(x, w, update_emas=update_emas,
+                      dtype=self.precision.compute_dtype(x.device, layer.use_fp16, force_fp32))
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.contiguous()
+        return x.to(torch.float32).contiguous()
 
     def schedule_table(self) -> str:
         """The layer schedule as a text table (one row per layer)."""
@@ -495,9 +511,15 @@ class Generator(nn.Module):
                                       num_layers=mapping_layers, lr_multiplier=mapping_lr_multiplier,
                                       w_avg_beta=w_avg_beta)
 
+    def set_precision(self, mode: str = "fp32", dtype: Optional[str] = None, num_fp16_res: int = 4) -> "Generator":
+        """``'mixed'``: NVIDIA's mixed precision in the synthesis layers (:mod:`zoo.ops.precision`;
+        ``dtype`` None = float16 on CUDA, bfloat16 on CPU); ``'fp32'``: float32 everywhere."""
+        self.synthesis.set_precision(Precision(mode, dtype, num_fp16_res))
+        return self
+
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation_psi: float = 1.0,
                 truncation_cutoff: Optional[int] = None, update_emas: bool = False, noise_mode: str = "random",
-                force_fp32: bool = True, fused_modconv: Optional[bool] = None) -> torch.Tensor:
+                force_fp32: bool = False, fused_modconv: Optional[bool] = None) -> torch.Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
         return self.synthesis(ws, noise_mode=noise_mode, update_emas=update_emas, force_fp32=force_fp32,

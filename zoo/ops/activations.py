@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .convolution import engine_needs_grad
 
 __all__ = ["ActivationSpec", "activation_funcs", "bias_act", "apply_epilogue", "normalize_2nd_moment", "flat_view",
-           "mean_square"]
+           "mean_square", "activation_backward", "activation_grad", "act_clamp_"]
 
 
 class ActivationSpec(NamedTuple):
@@ -72,62 +72,112 @@ def _channel_view(t: Optional[torch.Tensor], ndim: int, dim: int = 1) -> Optiona
     return t.reshape(shape)
 
 
-class _LeakyReluGrad(torch.autograd.Function):
-    """``leaky_relu_backward(g, z)`` (``z``: the activation's *output*) whose own derivative is
-    again this op. Autograd's built-in formula also returns ``zeros_like(z)`` for the dependence on
-    ``z`` (zero almost everywhere), which costs a fill and an add over a full activation in every
-    double backward (R1, path length); here that term is simply absent."""
+def activation_backward(g: torch.Tensor, z: torch.Tensor, alpha: Optional[float], clamp: Optional[float]) -> torch.Tensor:
+    """``g * act'(u)`` for ``z = clamp(lrelu(u, alpha))`` (``alpha=None``: linear), read from the output
+    ``z`` (same sign as ``u``): 0 where the clamp is active, ``alpha`` where ``z <= 0``, 1 elsewhere.
+    Two fused passes, no masks."""
+    if clamp is not None:
+        g = torch.ops.aten.hardtanh_backward(g, z, -clamp, clamp)   # 0 where |z| >= clamp
+    if alpha is not None:
+        g = torch.ops.aten.leaky_relu_backward(g, z, alpha, True)
+    return g
+
+
+class _ActivationGrad(torch.autograd.Function):
+    """:func:`activation_backward` as an op whose own derivative is again this op: it is linear in
+    ``g`` and piecewise constant in ``z``. Autograd's built-in formulas also return ``zeros_like(z)``
+    for the dependence on ``z`` (zero almost everywhere), which costs a fill and an add over a full
+    activation in every double backward (R1, path length); here that term is simply absent."""
 
     @staticmethod
-    def forward(ctx, g, z, alpha):
+    def forward(ctx, g, z, alpha, clamp):
         ctx.save_for_backward(z)
-        ctx.alpha = alpha
-        return torch.ops.aten.leaky_relu_backward(g, z, alpha, True)
+        ctx.alpha, ctx.clamp = alpha, clamp
+        return activation_backward(g, z, alpha, clamp)
 
     @staticmethod
     def backward(ctx, gg):
         (z,) = ctx.saved_tensors
-        return _leaky_relu_grad(gg, z, ctx.alpha), None, None
+        return activation_grad(gg, z, ctx.alpha, ctx.clamp), None, None, None
 
 
-def _leaky_relu_grad(g: torch.Tensor, z: torch.Tensor, alpha: float) -> torch.Tensor:
+def activation_grad(g: torch.Tensor, z: torch.Tensor, alpha: Optional[float], clamp: Optional[float] = None) -> torch.Tensor:
+    """:func:`activation_backward`, differentiable (for double backward) when autograd records."""
     if torch.is_grad_enabled() and g.requires_grad:
-        return _LeakyReluGrad.apply(g, z, alpha)
-    return torch.ops.aten.leaky_relu_backward(g, z, alpha, True)
+        return _ActivationGrad.apply(g, z, alpha, clamp)
+    return activation_backward(g, z, alpha, clamp)
+
+
+def _activate_(u: torch.Tensor, alpha: Optional[float], clamp: Optional[float]) -> torch.Tensor:
+    if alpha is not None:
+        F.leaky_relu_(u, alpha)
+    if clamp is not None:
+        u.clamp_(-clamp, clamp)
+    return u
+
+
+class _ActClamp(torch.autograd.Function):
+    """In-place ``clamp(lrelu(u, alpha))`` (``alpha=None``: linear) that saves only its output."""
+
+    @staticmethod
+    def forward(ctx, u, alpha, clamp):
+        ctx.mark_dirty(u)
+        z = _activate_(u, alpha, clamp)
+        ctx.save_for_backward(z)
+        ctx.alpha, ctx.clamp = alpha, clamp
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        (z,) = ctx.saved_tensors
+        return activation_grad(g, z, ctx.alpha, ctx.clamp), None, None
+
+
+def act_clamp_(u: torch.Tensor, alpha: Optional[float], clamp: Optional[float]) -> torch.Tensor:
+    """``clamp(lrelu(u, alpha), -clamp, clamp)`` in place on a tensor the caller owns (``alpha=None``:
+    linear; ``clamp=None``: no clamp), as one autograd node keeping only the output when recording."""
+    if alpha is None and clamp is None:
+        return u
+    if torch.is_grad_enabled() and u.requires_grad:
+        return _ActClamp.apply(u, alpha, clamp)
+    return _activate_(u, alpha, clamp)
 
 
 class _ScaleBiasNoiseAct(torch.autograd.Function):
-    """``z = act(y * scale + bias [+ noise])`` for ``act`` in (``linear``, ``lrelu``) as one
+    """``z = clamp(act(y * scale + bias [+ noise]))`` for ``act`` in (``linear``, ``lrelu``) as one
     autograd node, used while autograd records (training).
 
-    Same forward ops as the composition (``addcmul``, ``add_``, ``leaky_relu_``), but a cheaper
-    backward: autograd's ``addcmul`` formula computes ``grad * (y * 1)`` for the scale, i.e. an
-    extra pass over the activations multiplying by the constant 1. The backward is written with
-    differentiable ops, so second derivatives (path length) work and are exact."""
+    Same forward ops as the composition (``addcmul``, ``add_``, ``leaky_relu_``, ``clamp_``), but a
+    cheaper backward: autograd's ``addcmul`` formula computes ``grad * (y * 1)`` for the scale, i.e.
+    an extra pass over the activations multiplying by the constant 1, and its ``clamp`` formula
+    builds masks with four more passes. The backward is written with differentiable ops, so second
+    derivatives (path length) work and are exact."""
 
     @staticmethod
-    def forward(ctx, y, scale, bias, noise, alpha):
+    def forward(ctx, y, scale, bias, noise, alpha, clamp):
         z = torch.addcmul(bias, y, scale) if bias is not None else y * scale
         if noise is not None:
             z.add_(noise)
         if alpha is not None:
             z = F.leaky_relu_(z, alpha)
-        ctx.alpha = alpha
+        if clamp is not None:
+            z = z.clamp_(-clamp, clamp)
+        ctx.alpha, ctx.clamp = alpha, clamp
         ctx.shapes = (None if bias is None else bias.shape, None if noise is None else noise.shape)
-        ctx.save_for_backward(y, scale, z if alpha is not None else None)
+        ctx.save_for_backward(y, scale, z if (alpha is not None or clamp is not None) else None)
         return z
 
     @staticmethod
     def backward(ctx, g):
         y, scale, z = ctx.saved_tensors
         bias_shape, noise_shape = ctx.shapes
-        gz = g if ctx.alpha is None else _leaky_relu_grad(g, z, ctx.alpha)
+        gz = g if z is None else activation_grad(g, z, ctx.alpha, ctx.clamp)
         need_y, need_s, need_b, need_n = (engine_needs_grad(ctx, i) for i in range(4))
         gy = gz * scale if need_y else None
         gs = (gz * y).sum_to_size(scale.shape) if need_s else None
         gb = gz.sum_to_size(bias_shape) if need_b else None
         gn = gz.sum_to_size(noise_shape) if need_n else None
-        return gy, gs, gb, gn, None
+        return gy, gs, gb, gn, None, None
 
 
 def apply_epilogue(y: torch.Tensor, *, scale: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None,
@@ -159,13 +209,13 @@ def apply_epilogue(y: torch.Tensor, *, scale: Optional[torch.Tensor] = None, noi
     else:
         post_gain = gain
 
-    # Training fast path: a tensor scale, an optional noise and lrelu/linear as one autograd node.
+    # Training fast path: a tensor scale, an optional noise, lrelu/linear and clamp as one autograd node.
     if (recording and isinstance(scale, torch.Tensor) and act in ("lrelu", "linear") and post_gain == 1
-            and (clamp is None or clamp < 0) and scale.ndim == y.ndim
-            and (noise is None or noise.ndim <= y.ndim)):
+            and scale.ndim == y.ndim and (noise is None or noise.ndim <= y.ndim)):
         if noise is not None and noise.ndim < y.ndim:
             noise = noise.reshape((1,) * (y.ndim - noise.ndim) + tuple(noise.shape))
-        return _ScaleBiasNoiseAct.apply(y, scale, bias, noise, alpha if act == "lrelu" else None)
+        return _ScaleBiasNoiseAct.apply(y, scale, bias, noise, alpha if act == "lrelu" else None,
+                                        float(clamp) if clamp is not None and clamp >= 0 else None)
 
     # Affine part: z = y * scale + bias (+ noise), one fused op.
     z = y
@@ -192,6 +242,8 @@ def apply_epilogue(y: torch.Tensor, *, scale: Optional[torch.Tensor] = None, noi
         fresh = True
 
     # Activation (in place on a tensor we own), then gain and clamp.
+    if fresh and act in ("lrelu", "linear") and post_gain == 1 and clamp is not None and clamp >= 0:
+        return act_clamp_(z, alpha if act == "lrelu" else None, float(clamp))
     if act == "lrelu":
         z = F.leaky_relu_(z, alpha) if fresh else F.leaky_relu(z, alpha)
     elif act == "relu":

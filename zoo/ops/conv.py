@@ -201,17 +201,24 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if weight.shape[1] != in_ch or styles.shape != (n, in_ch):
         raise ValueError(f"modulated_conv2d: x {tuple(x.shape)}, weight {tuple(weight.shape)} and styles "
                          f"{tuple(styles.shape)} do not match ([N, I, H, W], [O, I, k, k], [N, I])")
-    weight = weight.to(x.dtype)
-    styles = styles.to(x.dtype)
-
-    # Half precision: pre-normalise so the products below cannot overflow (demodulation makes the
-    # result invariant to these scales).
-    if x.dtype == torch.float16 and demodulate:
+    # Low precision (NVIDIA's policy): the weight, the styles and the demodulation coefficients stay
+    # float32 and are cast for the convolution and the activations only.
+    low = x.dtype in (torch.float16, torch.bfloat16)
+    if not low:
+        weight = weight.to(x.dtype)
+        styles = styles.to(x.dtype)
+    elif x.dtype == torch.float16 and demodulate:
+        # float16: pre-normalise the weight and the styles so their products cannot overflow
+        # (demodulation makes the result invariant to these scales). bfloat16 has float32's range.
         weight = weight * (1 / (in_ch * weight.shape[2] * weight.shape[3]) ** 0.5
                            / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
     dcoefs = demodulation_coefficients(weight, styles) if demodulate else None  # [N, O]
+    if low:
+        weight, styles = weight.to(x.dtype), styles.to(x.dtype)
+        dcoefs = None if dcoefs is None else dcoefs.to(x.dtype)
+        noise = None if noise is None else noise.to(x.dtype)
     if fused is None:
         fused = choose_fused(x, weight, up, down,
                              requires_grad=torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad

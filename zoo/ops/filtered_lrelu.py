@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .activations import flat_view
+from .activations import act_clamp_, flat_view
 from .fir import parse_padding, upfirdn2d, upfirdn2d_reference
 
 __all__ = ["filtered_lrelu", "filtered_lrelu_reference"]
@@ -87,57 +87,6 @@ def _clamp_can_act(z: torch.Tensor, fu: Optional[torch.Tensor], up: int, gain: f
     return not bound < clamp
 
 
-def _activate_(u: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
-    """``clamp(lrelu(u))`` in place (the gain is already inside ``u``)."""
-    if slope != 1:
-        F.leaky_relu_(u, slope)
-    if clamp is not None:
-        u.clamp_(-clamp, clamp)
-    return u
-
-
-def _activation_backward(g: torch.Tensor, a: torch.Tensor, slope: float, clamp: Optional[float]) -> torch.Tensor:
-    """``g * act'(u)`` from the activation's output ``a`` (same sign as its input ``u``): slope where
-    ``a <= 0``, 1 where ``a > 0``, 0 where the clamp is active. Two fused passes (no masks)."""
-    if clamp is not None:
-        g = torch.ops.aten.hardtanh_backward(g, a, -clamp, clamp)  # 0 where |a| >= clamp
-    if slope != 1:
-        g = torch.ops.aten.leaky_relu_backward(g, a, slope, True)
-    return g
-
-
-class _LReluClamp(torch.autograd.Function):
-    """In-place ``clamp(lrelu(u))`` that saves only its output."""
-
-    @staticmethod
-    def forward(ctx, u, slope, clamp):
-        ctx.mark_dirty(u)
-        a = _activate_(u, slope, clamp)
-        ctx.save_for_backward(a)
-        ctx.slope, ctx.clamp = slope, clamp
-        return a
-
-    @staticmethod
-    def backward(ctx, da):
-        (a,) = ctx.saved_tensors
-        return _ActivationGrad.apply(da, a, ctx.slope, ctx.clamp), None, None
-
-
-class _ActivationGrad(torch.autograd.Function):
-    """``da * act'(a)``: linear in ``da``; piecewise constant in ``a`` (zero derivative)."""
-
-    @staticmethod
-    def forward(ctx, da, a, slope, clamp):
-        ctx.save_for_backward(a)
-        ctx.slope, ctx.clamp = slope, clamp
-        return _activation_backward(da, a, slope, clamp)
-
-    @staticmethod
-    def backward(ctx, ddu):
-        (a,) = ctx.saved_tensors
-        return _activation_backward(ddu, a, ctx.slope, ctx.clamp), None, None, None
-
-
 def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optional[torch.Tensor] = None,
                    b: Optional[torch.Tensor] = None, up: int = 1, down: int = 1, padding=0,
                    gain: float = math.sqrt(2), slope: float = 0.2, clamp: Optional[float] = None,
@@ -151,10 +100,5 @@ def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optio
     if clamp is not None and not _clamp_can_act(z, fu, up, up ** 2 * gain, float(clamp)):
         clamp = None
     u = upfirdn2d(z, fu, up=up, padding=parse_padding(padding), flip_filter=flip_filter, gain=up ** 2 * gain)
-    if slope == 1 and clamp is None:
-        a = u
-    elif torch.is_grad_enabled() and u.requires_grad:
-        a = _LReluClamp.apply(u, float(slope), None if clamp is None else float(clamp))
-    else:
-        a = _activate_(u, float(slope), None if clamp is None else float(clamp))
+    a = act_clamp_(u, float(slope) if slope != 1 else None, None if clamp is None else float(clamp))
     return upfirdn2d(a, fd, down=down, flip_filter=flip_filter)

@@ -21,8 +21,9 @@ from zoo.data.config import DataConfig, check_data_config
 from zoo.generations.spec import RunShape
 from zoo.metrics.config import MetricsConfig
 from zoo.metrics.registry import check_metric_names
+from zoo.ops.precision import LOW_DTYPES, PRECISIONS, cpu_supports_bf16
 
-__all__ = ["TrainConfig", "LoggerConfig", "validate", "LOGGERS", "DEVICES"]
+__all__ = ["TrainConfig", "LoggerConfig", "validate", "check_precision", "LOGGERS", "DEVICES"]
 
 LOGGERS = ("none", "wandb")
 DEVICES = ("auto", "cpu", "cuda")
@@ -62,6 +63,35 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
     experiment: Optional[str] = None  # name of the experiment preset, for bookkeeping
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # Mixed precision (NVIDIA's policy, zoo/ops/precision.py): fp32 | mixed | auto (mixed on CUDA and on
+    # CPUs with bf16 arithmetic, fp32 elsewhere).
+    precision: str = "auto"
+    precision_dtype: Optional[str] = None  # mixed: null = fp16 on CUDA, bf16 on CPU; or fp16 | bf16
+    num_fp16_res: int = 4  # mixed: the highest resolutions of G and D in low precision (StyleGAN3: its layer rule)
+
+
+def check_precision(precision: str, dtype: Optional[str], device: str, num_fp16_res: int = 4) -> None:
+    """The precision keys against the device (shared by train.py, sample.py and zoo.bench)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError("precision", f"unknown precision {precision!r}", "use precision=fp32, mixed or auto")
+    if dtype is not None and dtype not in LOW_DTYPES:
+        raise ConfigError("precision_dtype", f"unknown low-precision dtype {dtype!r}",
+                          "use precision_dtype=fp16 or bf16, or leave it null (fp16 on CUDA, bf16 on CPU)")
+    if num_fp16_res < 0:
+        raise ConfigError("num_fp16_res", f"must be >= 0, got {num_fp16_res}", "use e.g. num_fp16_res=4 (0: all fp32)")
+    if precision == "fp32":
+        return
+    cuda = str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if not cuda and dtype == "fp16":
+        raise ConfigError("precision_dtype", "float16 convolutions are not accelerated on CPUs",
+                          "use precision_dtype=bf16 (or null) on CPU, or precision=fp32")
+    if cuda and dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision_dtype", "this GPU has no bfloat16 support", "use precision_dtype=fp16 (or null)")
+    if precision == "mixed" and not cuda and not cpu_supports_bf16():
+        raise ConfigError("precision", "this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX): mixed precision "
+                          "would be slower than float32 here", "use precision=fp32 (or auto)")
 
 
 def _check_device(device: str, gpus: int) -> None:
@@ -107,6 +137,7 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         if cfg[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {cfg[key]}", f"use a positive value, e.g. {key}=1")
     _check_device(cfg.device, cfg.gpus)
+    check_precision(cfg.precision, cfg.precision_dtype, cfg.device, cfg.num_fp16_res)
     if cfg.logger.name not in LOGGERS:
         raise ConfigError("logger", f"unknown logger {cfg.logger.name!r}", "use logger=wandb or logger=none")
     if cfg.logger.mode not in ("offline", "online", "disabled"):

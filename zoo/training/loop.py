@@ -135,16 +135,20 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
     if dataset is None:
         dataset = open_dataset_from_config(dcfg, resolution=cfg.get("resolution"))
     cfg = dict(cfg, resolution=int(cfg.get("resolution") or dataset.resolution))
+    resume_state = ckpt_lib.load_checkpoint(resume_path) if resume_path else None
+    if resume_state is not None:
+        cfg = Trainer.resume_config(cfg, resume_state)
     trainer = Trainer(cfg, img_channels=dataset.num_channels, device=device, rank=rank,
                       world_size=world_size, labels=dataset_labels(dataset) if dcfg.get("use_labels") else None)
-    if resume_path:
-        trainer.load_state_dict(ckpt_lib.load_checkpoint(resume_path))
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
 
     logger = make_logger(rank, run_dir, cfg.get("logger", {}), cfg)
     if rank == 0:
         update_job(run_dir, params_G=sum(p.numel() for p in trainer.G.parameters()),
                    params_D=sum(p.numel() for p in trainer.D.parameters()),
-                   G_kwargs=trainer.G_kwargs, generation=trainer.spec.name, resolution=cfg["resolution"])
+                   G_kwargs=trainer.G_kwargs, generation=trainer.spec.name, resolution=cfg["resolution"],
+                   precision=trainer.precision.describe())
     total_nimg = int(round(float(cfg["kimg"]) * 1000))
     gw, gh = cfg.get("grid_size", [8, 4])
     grid_z, grid_c = _grid_latents(trainer, gw * gh)

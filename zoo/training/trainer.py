@@ -23,6 +23,7 @@ from zoo import generations
 from zoo.core import __version__
 from zoo.core import distributed as dist_lib
 from zoo.core.errors import CheckpointError
+from zoo.ops.precision import FP32, Precision, resolve_mode
 from zoo.training import growing as growing_lib
 from zoo.training.losses import build_loss
 
@@ -61,12 +62,24 @@ class Trainer:
         self.labels = labels.to(device) if labels is not None and labels.shape[1] > 0 else None
         self.c_dim = 0 if self.labels is None else int(self.labels.shape[1])
 
+        # Precision (NVIDIA's mixed-precision policy, zoo.ops.precision): a run-time setting of the
+        # networks; weights, optimizer state, EMA, losses and regularizers stay float32.
+        mode = resolve_mode(cfg.get("precision", "fp32"), device, cfg.get("precision_dtype"))
+        self.precision = Precision(mode, cfg.get("precision_dtype"), int(cfg.get("num_fp16_res", 4)))
+
         self.spec = generations.get(cfg["model"]["name"])
-        self.hp = self.spec.resolve_hparams(cfg["model"], self.resolution, self.batch)
+        self.hp = self.spec.resolve_hparams(cfg["model"], self.resolution, self.batch, precision=mode)
         G_kwargs, D_kwargs = self.spec.network_kwargs(self.hp, self.resolution, img_channels, self.c_dim)
         torch.manual_seed(self.seed)  # identical initial weights on every rank
         self.G = self.spec.build_generator(**G_kwargs).train().requires_grad_(False).to(device)
         self.D = self.spec.build_discriminator(**D_kwargs).train().requires_grad_(False).to(device)
+        if not hasattr(self.G, "set_precision"):  # ProGAN / StyleGAN (v1): float32 networks only
+            if self.precision.mixed and rank == 0 and cfg.get("precision") == "mixed":
+                print(f"[zoo] {self.spec.name} has no mixed-precision blocks; it trains in float32", flush=True)
+            self.precision = FP32
+        for net in (self.G, self.D):
+            if hasattr(net, "set_precision"):
+                net.set_precision(self.precision.mode, self.precision.dtype, self.precision.num_fp16_res)
         self.G_ema = copy.deepcopy(self.G).eval()
         self.G_kwargs = dict(getattr(self.G, "init_kwargs", G_kwargs))
         self.D_kwargs = dict(getattr(self.D, "init_kwargs", D_kwargs))
@@ -204,6 +217,8 @@ class Trainer:
             "D_opt": self.opts["D"].state_dict(),
             "loss": self.loss.state_dict(),
             "progress": {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx},
+            "precision": {"mode": self.precision.mode, "dtype": self.precision.dtype,
+                          "num_fp16_res": self.precision.num_fp16_res},
             "rng": {"torch": torch.get_rng_state()},
         }
         if self.growing is not None:
@@ -216,6 +231,15 @@ class Trainer:
                                 "schedule": self.growing.as_dict()}
         return state
 
+    @staticmethod
+    def resume_config(cfg: Dict[str, Any], state: Dict[str, Any]) -> Dict[str, Any]:
+        """``cfg`` for continuing the run in ``state``: ``precision=auto`` continues in the precision the
+        run was trained in (float32 for checkpoints that record none), so the machine a run resumes
+        on cannot change it, nor the rules that depend on it (StyleGAN2's ``conv_clamp``)."""
+        if cfg.get("precision", "fp32") != "auto":
+            return cfg
+        return dict(cfg, precision=(state.get("precision") or {}).get("mode", "fp32"))
+
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         if state["generation"] != self.spec.name:
             raise CheckpointError(
@@ -225,8 +249,11 @@ class Trainer:
             diff = {k for k in set(mine) | set(state[which]) if mine.get(k) != state[which].get(k)}
             if diff:
                 detail = ", ".join(f"{k}: checkpoint {state[which].get(k)!r} vs config {mine.get(k)!r}" for k in sorted(diff))
+                saved = (state.get("precision") or {}).get("mode", "fp32")
+                hint = (f" (StyleGAN2 clamps at 256 only with mixed precision and the checkpoint was trained in "
+                        f"{saved}: resume with precision={saved})" if "conv_clamp" in diff and saved != self.precision.mode else "")
                 raise CheckpointError(
-                    f"checkpoint architecture differs from the config ({detail}); "
+                    f"checkpoint architecture differs from the config ({detail}){hint}; "
                     "drop the conflicting overrides to resume, or start a new run")
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
