@@ -312,7 +312,7 @@ def _agree_worker(rank, world_size, init_file, out_dir):
     first = cluster.agree(stop, rank == 1, rank, world_size, torch.device("cpu"))  # rank 1's clock does not count
     second = cluster.agree(cluster.StopSignals(), rank == 0, rank, world_size, torch.device("cpu"))
     with open(os.path.join(out_dir, f"{rank}.json"), "w") as f:
-        json.dump([stop.requested, stop.preempted, first, second], f)
+        json.dump([stop.requested, stop.preempted, *first, *second], f)
     dist_lib.shutdown(True)
 
 
@@ -320,7 +320,8 @@ def _agree_worker(rank, world_size, init_file, out_dir):
 def test_every_rank_agrees_on_stopping_and_on_rank_0s_snapshot_clock(tmp_path):
     dist_lib.launch(_agree_worker, 2, str(tmp_path), args=(str(tmp_path),))
     for rank in (0, 1):
-        assert json.load(open(tmp_path / f"{rank}.json")) == [True, True, False, True]
+        # [stop flags after the first call, (stop, snapshot) of the first call, of the second]
+        assert json.load(open(tmp_path / f"{rank}.json")) == [True, True, True, False, False, True]
 
 
 def test_snap_minutes_writes_snapshots_by_wall_time(tmp_path, monkeypatch):

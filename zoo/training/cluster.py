@@ -120,15 +120,17 @@ class SnapshotTimer:
         return self.seconds is not None and clock() - self.start >= self.seconds
 
 
-def agree(stop: StopSignals, snapshot_due: bool, rank: int, world_size: int, device: torch.device) -> bool:
-    """One collective per iteration: every rank sees a stop signal any rank received, and rank 0's
-    snapshot decision (the other ranks' ``snapshot_due`` is ignored). Returns the decision."""
+def agree(stop: StopSignals, snapshot_due: bool, rank: int, world_size: int,
+          device: torch.device) -> Tuple[bool, bool]:
+    """One collective per iteration: (stop now, snapshot now), the same on every rank. A stop signal
+    any rank received counts, and rank 0's snapshot clock (the other ranks' ``snapshot_due`` is
+    ignored). A signal that arrives after the collective counts at the next call."""
     if world_size <= 1:
-        return snapshot_due
+        return stop.requested, snapshot_due
     flags = torch.tensor([stop.requested, stop.preempted, snapshot_due and rank == 0], dtype=torch.float32, device=device)
     requested, preempted, snapshot = (bool(v > 0) for v in dist_lib.all_reduce_sum(flags).tolist())
-    stop.requested, stop.preempted = requested, preempted
-    return snapshot
+    stop.requested, stop.preempted = stop.requested or requested, stop.preempted or preempted
+    return requested, snapshot
 
 
 # --------------------------------------------------------------------------------------------------

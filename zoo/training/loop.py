@@ -209,11 +209,11 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
             cur = trainer.cur_nimg
             done = cur >= total_nimg
             # every rank must agree to stop, and to take a time-based snapshot, at the same iteration
-            timed_snap = agree(stop, snap_timer.due(), rank, world_size, device)
+            stopping, timed_snap = agree(stop, snap_timer.due(), rank, world_size, device)
             crossed = lambda every: cur // every != prev // every
             if progress is not None:
                 progress.update((cur - prev) / 1000)
-            if crossed(tick_nimg) or done or stop.requested:
+            if crossed(tick_nimg) or done or stopping:
                 now = time.time()
                 stats = trainer.loss.pop_stats()
                 if trainer.growing is not None:
@@ -229,7 +229,7 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                 tick_start_nimg, tick_start_time = cur, now
             if rank == 0 and (crossed(image_nimg) or done):
                 snapshot_grid(f"{cur // 1000:06d}")
-            if metric_names and (crossed(metric_nimg) or done) and not stop.requested:
+            if metric_names and (crossed(metric_nimg) or done) and not stopping:
                 train_peak = max(train_peak, peak_memory_gb(device))
                 reset_peak_memory(device)
                 spent = run_metrics(cur / 1000)
@@ -237,10 +237,10 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                 reset_peak_memory(device)
                 metrics_time += spent
                 tick_start_time += spent  # s/kimg measures training, not evaluation
-            if rank == 0 and (crossed(snap_nimg) or done or stop.requested or timed_snap):
+            if rank == 0 and (crossed(snap_nimg) or done or stopping or timed_snap):
                 last_snap_path = save_snapshot()
                 snap_timer.reset()
-            if stop.requested:
+            if stopping:
                 stopped = True
                 break
     if progress is not None:
