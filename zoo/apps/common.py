@@ -24,7 +24,8 @@ from zoo.data.config import DataConfig
 from zoo.training.config import LoggerConfig, TrainConfig
 
 __all__ = ["CONFIG_DIR", "register_schemas", "hydra_main", "report_user_errors", "listify_argv",
-           "positional_argv", "override_value", "insert_overrides", "hydra_output_dir", "hydra_sweep_dir", "hydra_overrides", "AppSpec"]
+           "positional_argv", "override_value", "insert_overrides", "hydra_output_dir", "hydra_sweep_dir",
+           "hydra_overrides", "AppSpec"]
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")
 
@@ -127,8 +128,8 @@ def _check_launcher(argv: Sequence[str]) -> None:
 
     launcher = override_value(argv, "hydra/launcher") or ""
     if launcher.startswith("submitit") and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
-        raise ConfigError("hydra/launcher", f"{launcher} needs the hydra-submitit-launcher plugin, which is not installed",
-                          'pip install -e ".[slurm]"')
+        raise ConfigError("hydra/launcher", f"{launcher} needs the hydra-submitit-launcher plugin, which is not "
+                          "installed", 'pip install -e ".[slurm]"')
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from typing import Callable, List, Optional
 import torch
 import torch.distributed as dist
 
-__all__ = ["launch", "is_torchrun", "LauncherEnv", "launcher_env", "init_launched_group", "init_process_group", "all_reduce_grads", "all_reduce_sum",
+__all__ = ["launch", "is_torchrun", "LauncherEnv", "launcher_env", "init_launched_group", "init_process_group",
+           "all_reduce_grads", "all_reduce_sum",
            "broadcast_object", "broadcast_float", "gather_rows", "all_ranks_agree", "is_distributed", "barrier",
            "shutdown"]
 

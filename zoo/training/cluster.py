@@ -127,7 +127,8 @@ def agree(stop: StopSignals, snapshot_due: bool, rank: int, world_size: int,
     ignored). A signal that arrives after the collective counts at the next call."""
     if world_size <= 1:
         return stop.requested, snapshot_due
-    flags = torch.tensor([stop.requested, stop.preempted, snapshot_due and rank == 0], dtype=torch.float32, device=device)
+    flags = torch.tensor([stop.requested, stop.preempted, snapshot_due and rank == 0], dtype=torch.float32,
+                         device=device)
     requested, preempted, snapshot = (bool(v > 0) for v in dist_lib.all_reduce_sum(flags).tolist())
     stop.requested, stop.preempted = stop.requested or requested, stop.preempted or preempted
     return requested, snapshot
@@ -166,9 +167,9 @@ def requeue(plan: Optional[str], signum: Optional[int]) -> None:
     elif plan == "scontrol":
         job = os.environ["SLURM_JOB_ID"]
         try:
-            subprocess.run(["scontrol", "requeue", job], check=True, timeout=60,
-                           capture_output=True, text=True)
+            subprocess.run(["scontrol", "requeue", job], check=True, timeout=60, capture_output=True, text=True)
             print(f"[zoo] requeued SLURM job {job}; it continues with resume=auto", flush=True)
         except (OSError, subprocess.SubprocessError) as e:
             err = getattr(e, "stderr", None) or e
-            print(f"[zoo] could not requeue SLURM job {job} ({str(err).strip()}); continue it with resume=auto", flush=True)
+            print(f"[zoo] could not requeue SLURM job {job} ({str(err).strip()}); continue it with resume=auto",
+                  flush=True)

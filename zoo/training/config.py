@@ -46,10 +46,10 @@ class TrainConfig:
     data: DataConfig = MISSING
     logger: LoggerConfig = MISSING
     resolution: Optional[int] = None  # a power of two in 4..1024 (train.yaml: the dataset's); ffhq/folder data use it
-    gpus: int = 1  # processes per node: N > 1 spawns N (NCCL on CUDA, gloo workers on CPU), or torchrun/SLURM starts them
+    gpus: int = 1  # processes per node: N > 1 spawns N (NCCL on CUDA, gloo on CPU), or torchrun/SLURM starts them
     nodes: int = 1  # machines (torchrun --nnodes, SLURM nodes); world size nodes × gpus
     batch: int = 32  # total batch over all GPUs of all nodes (drives lr/gamma/EMA auto rules, never the GPU count)
-    batch_gpu: Optional[int] = None  # per-GPU batch per pass; null = batch/gpus; smaller = gradient accumulation
+    batch_gpu: Optional[int] = None  # per-GPU batch per pass; null = batch/(nodes×gpus); smaller = accumulation
     kimg: float = 25000  # training length in thousands of real images shown to D
     seed: int = 0
     resume: Optional[str] = None  # null | auto (continue the newest run under run_root) | /path/to/checkpoint.pt
@@ -108,7 +108,8 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         raise ConfigError("batch", f"total batch {cfg.batch} is not divisible by {procs}",
                           f"use a batch that is a multiple of {world}, e.g. batch={world * max(1, cfg.batch // world)}")
     if cfg.batch_gpu is not None and (cfg.batch_gpu < 1 or cfg.batch % (world * cfg.batch_gpu) != 0):
-        raise ConfigError("batch_gpu", f"batch={cfg.batch} is not divisible by {names}×batch_gpu = {values}×{cfg.batch_gpu}",
+        raise ConfigError("batch_gpu",
+                          f"batch={cfg.batch} is not divisible by {names}×batch_gpu = {values}×{cfg.batch_gpu}",
                           f"choose batch_gpu dividing {cfg.batch // world} (batch/{names}), or leave batch_gpu=null")
     if spec.check is not None:
         model = OmegaConf.to_container(cfg.model, resolve=True)

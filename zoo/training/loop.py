@@ -4,7 +4,8 @@
 logs statistics, draws sample grids, runs the metrics, writes checkpoints (every ``snap_kimg`` and
 ``snap_minutes``) and stops cleanly on Ctrl-C, SIGTERM or SIGUSR1 (:mod:`zoo.training.cluster`);
 :func:`run` is the per-process entry point used by ``train.py`` (one process, spawned workers, or
-processes started by torchrun or SLURM on one node or several). The algorithm itself (phases, losses, EMA, growing) is the trainer's.
+processes started by torchrun or SLURM on one node or several). The algorithm itself (phases,
+losses, EMA, growing) is the trainer's.
 """
 from __future__ import annotations
 
@@ -254,7 +255,8 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                    peak_mem_gb=max(train_peak, peak_memory_gb(device)), metrics_peak_mem_gb=metrics_peak or None,
                    peak_mem_kind=peak_kind,
                    last_checkpoint=last_snap_path)
-        msg = f"{'preempted' if stop.preempted else 'interrupted'}; state saved to" if stopped else "done; last checkpoint:"
+        how = "preempted" if stop.preempted else "interrupted"
+        msg = f"{how}; state saved to" if stopped else "done; last checkpoint:"
         print(f"[zoo] {msg} {last_snap_path}", flush=True)
     if stopped:
         raise stop.exception()
@@ -262,7 +264,8 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
 
 
 def run(rank: int, world_size: int, init_file: Optional[str], cfg: Dict[str, Any], run_dir: str,
-        resume_path: Optional[str] = None, local_rank: Optional[int] = None, local_world_size: Optional[int] = None) -> None:
+        resume_path: Optional[str] = None, local_rank: Optional[int] = None,
+        local_world_size: Optional[int] = None) -> None:
     """Per-process entry point (module level so spawned workers can pickle it). ``local_rank`` and
     ``local_world_size`` place the process on its node (default: one node, ``rank`` of ``world_size``)."""
     local_rank = rank if local_rank is None else local_rank
