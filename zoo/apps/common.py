@@ -19,12 +19,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from omegaconf import DictConfig
 
 from zoo import generations
-from zoo.core.errors import ZooError
+from zoo.core.errors import ConfigError, ZooError
 from zoo.data.config import DataConfig
 from zoo.training.config import LoggerConfig, TrainConfig
 
 __all__ = ["CONFIG_DIR", "register_schemas", "hydra_main", "report_user_errors", "listify_argv",
-           "positional_argv", "hydra_output_dir", "hydra_sweep_dir", "hydra_overrides", "AppSpec"]
+           "positional_argv", "override_value", "insert_overrides", "hydra_output_dir", "hydra_sweep_dir",
+           "hydra_overrides", "AppSpec"]
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")
 
@@ -105,6 +106,32 @@ def positional_argv(argv: Sequence[str], names: Sequence[str], options: Optional
     return out
 
 
+def override_value(argv: Sequence[str], key: str) -> Optional[str]:
+    """The value ``argv`` gives ``key`` (``key=value``, also ``+key=`` / ``++key=``), or None."""
+    for arg in argv:
+        k, sep, value = arg.partition("=")
+        if sep and k.lstrip("+~") == key:
+            return value
+    return None
+
+
+def insert_overrides(argv: Sequence[str], extra: Sequence[str]) -> List[str]:
+    """``argv`` with ``extra`` overrides placed after its last override, so that they stay in the one
+    run of positional arguments Hydra's parser accepts (``-m a=1 b=2 --cfg job``)."""
+    at = max((i + 1 for i, a in enumerate(argv) if _OVERRIDE.match(a)), default=len(argv))
+    return [*argv[:at], *extra, *argv[at:]]
+
+
+def _check_launcher(argv: Sequence[str]) -> None:
+    """``hydra/launcher=submitit_*`` needs the optional plugin: say so in one line."""
+    import importlib.util
+
+    launcher = override_value(argv, "hydra/launcher") or ""
+    if launcher.startswith("submitit") and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        raise ConfigError("hydra/launcher", f"{launcher} needs the hydra-submitit-launcher plugin, which is not "
+                          "installed", 'pip install -e ".[slurm]"')
+
+
 # ------------------------------------------------------------------------------------------------
 # Running an app
 # ------------------------------------------------------------------------------------------------
@@ -180,6 +207,7 @@ def hydra_main(app: AppSpec, argv: Optional[Sequence[str]] = None) -> None:
     if app.positional or app.options:
         args = positional_argv(args, app.positional, app.options)
     args = listify_argv(args, app.list_keys, app.always_list)
+    report_user_errors(_check_launcher, args)
     register_schemas(**({app.config_name: app.schema} if app.schema is not None else {}))
     if app.setup is not None:
         app.setup()

@@ -6,8 +6,11 @@ Two ways in, same code:
 * ``gpus=N`` from the Hydra job: :func:`launch` spawns N workers with ``torch.multiprocessing``
   and a ``file://`` rendezvous in the run directory (NVIDIA's pattern), so concurrent jobs of a
   sweep never fight over a port.
-* ``torchrun --nproc_per_node=N train.py gpus=N ...``: every rank is already a process; the
-  ``RANK``/``WORLD_SIZE`` environment is picked up and rank 0's run directory is shared.
+* an external launcher started every process: ``torchrun`` (one node or several:
+  ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``LOCAL_WORLD_SIZE``, ``env://`` rendezvous) or a submitit
+  task (Hydra's submitit launcher on SLURM or locally: submitit's ``JobEnvironment``, i.e.
+  ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NTASKS``/``SLURM_JOB_NUM_NODES``, rendezvous at the
+  job's first node). :func:`launcher_env` says which; rank 0's run directory is shared.
 
 Gradients are all-reduced by hand (one flat buffer per phase, then ``/ world_size``), like NVIDIA's
 loop, rather than through DDP: R1 and path-length regularization take gradients of gradients,
@@ -16,18 +19,67 @@ which DDP's bucketed hooks do not support reliably.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["launch", "is_torchrun", "init_process_group", "all_reduce_grads", "all_reduce_sum",
+__all__ = ["launch", "is_torchrun", "LauncherEnv", "launcher_env", "init_launched_group", "init_process_group",
+           "all_reduce_grads", "all_reduce_sum",
            "broadcast_object", "broadcast_float", "gather_rows", "all_ranks_agree", "is_distributed", "barrier",
            "shutdown"]
 
 
 def is_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ and "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+@dataclass(frozen=True)
+class LauncherEnv:
+    """Where this process sits in a job whose processes an external launcher started."""
+
+    launcher: str  # torchrun | submitit-slurm | submitit-local
+    rank: int
+    local_rank: int  # on this node: which device to use
+    world_size: int
+    local_world_size: int  # processes on this node
+
+    @property
+    def nodes(self) -> int:
+        return self.world_size // self.local_world_size
+
+
+def launcher_env() -> Optional[LauncherEnv]:
+    """The process's place in a job started by torchrun or submitit, or None (a plain process:
+    ``gpus=N`` then spawns the workers itself)."""
+    env = os.environ
+    if is_torchrun():
+        world = int(env["WORLD_SIZE"])
+        return LauncherEnv("torchrun", int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"])), world,
+                           int(env.get("LOCAL_WORLD_SIZE", world)))
+    if env.get("SUBMITIT_EXECUTOR"):  # set by submitit in every task it runs
+        import submitit
+
+        job = submitit.JobEnvironment()
+        return LauncherEnv(f"submitit-{job.cluster}", job.global_rank, job.local_rank, job.num_tasks,
+                           job.num_tasks // job.num_nodes)
+    return None
+
+
+def init_launched_group(env: LauncherEnv, device: torch.device) -> None:
+    """Join the process group of a launched job (``env://``). torchrun exports ``MASTER_ADDR`` and
+    ``MASTER_PORT``; in a submitit task they default to the job's first node and a port derived from
+    the job id (submitit's ``TorchDistributedEnvironment``), unless the job's environment sets them."""
+    if env.world_size <= 1:
+        return
+    if env.launcher.startswith("submitit"):
+        from submitit.helpers import TorchDistributedEnvironment
+
+        rendezvous = TorchDistributedEnvironment()
+        os.environ.setdefault("MASTER_ADDR", rendezvous.master_addr)
+        os.environ.setdefault("MASTER_PORT", str(rendezvous.master_port))
+    init_process_group(env.rank, env.world_size, device)
 
 
 def _backend(device: torch.device) -> str:
@@ -40,7 +92,7 @@ def init_process_group(rank: int, world_size: int, device: torch.device, init_fi
     if init_file is not None:
         init_method = "file://" + os.path.abspath(init_file)
         dist.init_process_group(_backend(device), init_method=init_method, rank=rank, world_size=world_size)
-    else:  # torchrun: MASTER_ADDR / MASTER_PORT come from the environment
+    else:  # launched (torchrun, submitit): MASTER_ADDR / MASTER_PORT come from the environment
         dist.init_process_group(_backend(device), rank=rank, world_size=world_size)
 
 

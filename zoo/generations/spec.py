@@ -82,7 +82,8 @@ class GrowingConfig:
 
 @dataclass(frozen=True)
 class RunShape:
-    """The run-level values a generation's checks need: GPUs, total batch, per-GPU batch per pass."""
+    """The run-level values a generation's checks need: processes (``nodes × gpus``), total batch,
+    per-process batch per pass."""
 
     gpus: int
     batch: int

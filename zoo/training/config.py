@@ -47,9 +47,10 @@ class TrainConfig:
     data: DataConfig = MISSING
     logger: LoggerConfig = MISSING
     resolution: Optional[int] = None  # a power of two in 4..1024 (train.yaml: the dataset's); ffhq/folder data use it
-    gpus: int = 1  # N > 1: N processes (NCCL on CUDA, gloo workers on CPU); also works under torchrun
-    batch: int = 32  # total batch over all GPUs (drives lr/gamma/EMA auto rules, never the GPU count)
-    batch_gpu: Optional[int] = None  # per-GPU batch per pass; null = batch/gpus; smaller = gradient accumulation
+    gpus: int = 1  # processes per node: N > 1 spawns N (NCCL on CUDA, gloo on CPU), or torchrun/SLURM starts them
+    nodes: int = 1  # machines (torchrun --nnodes, SLURM nodes); world size nodes × gpus
+    batch: int = 32  # total batch over all GPUs of all nodes (drives lr/gamma/EMA auto rules, never the GPU count)
+    batch_gpu: Optional[int] = None  # per-GPU batch per pass; null = batch/(nodes×gpus); smaller = accumulation
     kimg: float = 25000  # training length in thousands of real images shown to D
     seed: int = 0
     resume: Optional[str] = None  # null | auto (continue the newest run under run_root) | /path/to/checkpoint.pt
@@ -58,6 +59,7 @@ class TrainConfig:
     tick_kimg: float = 4.0  # progress and stats.jsonl interval
     image_kimg: float = 50.0  # fixed-seed sample grid interval
     snap_kimg: float = 200.0  # checkpoint interval
+    snap_minutes: Optional[float] = None  # also a checkpoint every this many minutes of wall time (clusters)
     grid_size: List[int] = field(default_factory=lambda: [8, 4])  # sample grid columns x rows
     threads: Optional[int] = None  # torch CPU threads per process (null: torch's default)
     progress: bool = True  # tqdm progress bar
@@ -95,7 +97,11 @@ def check_precision(precision: str, dtype: Optional[str], device: str, num_fp16_
 
 
 def _check_device(device: str, gpus: int) -> None:
+    """Per node: ``gpus`` processes need that many visible CUDA devices, unless a launcher (torchrun,
+    SLURM) binds one device to each process."""
     import torch
+
+    from zoo.core.distributed import launcher_env
 
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise ConfigError("device", f"unknown device {device!r}", "use device=auto, cpu or cuda")
@@ -103,7 +109,7 @@ def _check_device(device: str, gpus: int) -> None:
         raise ConfigError("device", "CUDA was requested but is not available", "use device=auto or device=cpu")
     if gpus > 1 and torch.cuda.is_available() and device != "cpu":
         visible = torch.cuda.device_count()
-        if gpus > visible:
+        if gpus > visible and not (visible == 1 and launcher_env() is not None):
             raise ConfigError("gpus", f"gpus={gpus} but only {visible} CUDA device(s) are visible",
                               f"use gpus<={visible} (or check CUDA_VISIBLE_DEVICES)")
 
@@ -120,22 +126,30 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
         raise ConfigError("model", str(e), f"choose model=<one of {', '.join(generations.names())}>") from None
     if cfg.resolution is not None:
         check_resolution(cfg.resolution)
-    if cfg.gpus < 1:
-        raise ConfigError("gpus", f"must be >= 1, got {cfg.gpus}", "use gpus=1 or more")
+    for key in ("gpus", "nodes"):
+        if cfg[key] < 1:
+            raise ConfigError(key, f"must be >= 1, got {cfg[key]}", f"use {key}=1 or more")
     if cfg.batch < 1:
         raise ConfigError("batch", f"must be >= 1, got {cfg.batch}", "use e.g. batch=32")
-    if cfg.batch % cfg.gpus != 0:
-        raise ConfigError("batch", f"total batch {cfg.batch} is not divisible by gpus={cfg.gpus}",
-                          f"use a batch that is a multiple of {cfg.gpus}, e.g. batch={cfg.gpus * max(1, cfg.batch // cfg.gpus)}")
-    if cfg.batch_gpu is not None and (cfg.batch_gpu < 1 or cfg.batch % (cfg.gpus * cfg.batch_gpu) != 0):
-        raise ConfigError("batch_gpu", f"batch={cfg.batch} is not divisible by gpus×batch_gpu = {cfg.gpus}×{cfg.batch_gpu}",
-                          f"choose batch_gpu dividing {cfg.batch // cfg.gpus} (batch/gpus), or leave batch_gpu=null")
+    world = cfg.nodes * cfg.gpus  # the batch is split over every process of every node
+    names, values = ("gpus", f"{cfg.gpus}") if cfg.nodes == 1 else ("nodes×gpus", f"{cfg.nodes}×{cfg.gpus}")
+    if cfg.batch % world != 0:
+        procs = f"gpus={cfg.gpus}" if cfg.nodes == 1 else f"{names} = {values} = {world}"
+        raise ConfigError("batch", f"total batch {cfg.batch} is not divisible by {procs}",
+                          f"use a batch that is a multiple of {world}, e.g. batch={world * max(1, cfg.batch // world)}")
+    if cfg.batch_gpu is not None and (cfg.batch_gpu < 1 or cfg.batch % (world * cfg.batch_gpu) != 0):
+        raise ConfigError("batch_gpu",
+                          f"batch={cfg.batch} is not divisible by {names}×batch_gpu = {values}×{cfg.batch_gpu}",
+                          f"choose batch_gpu dividing {cfg.batch // world} (batch/{names}), or leave batch_gpu=null")
     if spec.check is not None:
         model = OmegaConf.to_container(cfg.model, resolve=True)
-        spec.check(model, RunShape(gpus=cfg.gpus, batch=cfg.batch, batch_gpu=cfg.batch_gpu or cfg.batch // cfg.gpus))
+        spec.check(model, RunShape(gpus=world, batch=cfg.batch, batch_gpu=cfg.batch_gpu or cfg.batch // world))
     for key in ("kimg", "tick_kimg", "image_kimg", "snap_kimg"):
         if cfg[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {cfg[key]}", f"use a positive value, e.g. {key}=1")
+    if cfg.snap_minutes is not None and cfg.snap_minutes <= 0:
+        raise ConfigError("snap_minutes", f"must be > 0, got {cfg.snap_minutes}",
+                          "use e.g. snap_minutes=30, or null for checkpoints every snap_kimg only")
     _check_device(cfg.device, cfg.gpus)
     check_precision(cfg.precision, cfg.precision_dtype, cfg.device, cfg.num_fp16_res)
     if cfg.logger.name not in LOGGERS:

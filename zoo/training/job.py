@@ -1,9 +1,10 @@
 """``job.json``: what a run is and how it ended, for ``python -m zoo.report`` and for people.
 
 The file is created when ``train.py`` starts (status ``running``) and rewritten atomically as the run
-learns more (parameter counts, final timing) and when it ends: ``done``, ``interrupted`` (Ctrl-C /
-SIGTERM, state saved) or ``failed`` (with the error). A job killed outright stays ``running`` with a
-stale ``updated`` time, which the report shows as unfinished.
+learns more (parameter counts, final timing) and when it ends: ``done``, ``interrupted`` (Ctrl-C,
+state saved), ``preempted`` (SIGTERM / SIGUSR1 / submitit's signal, state saved; with ``signal`` and
+how the job was requeued, ``requeue``) or ``failed`` (with the error). A job killed outright stays
+``running`` with a stale ``updated`` time, which the report shows as unfinished.
 """
 from __future__ import annotations
 

@@ -1,17 +1,17 @@
 """The one training loop of the zoo: the bookkeeping around :class:`zoo.training.trainer.Trainer`.
 
 :func:`training_loop` feeds the trainer data (each process its share of one global index stream),
-logs statistics, draws sample grids, runs the metrics, writes checkpoints and stops cleanly on
-Ctrl-C / SIGTERM; :func:`run` is the per-process entry point used by ``train.py`` (one process,
-spawned workers or torchrun). The algorithm itself (phases, losses, EMA, growing) is the trainer's.
+logs statistics, draws sample grids, runs the metrics, writes checkpoints (every ``snap_kimg`` and
+``snap_minutes``) and stops cleanly on Ctrl-C, SIGTERM or SIGUSR1 (:mod:`zoo.training.cluster`);
+:func:`run` is the per-process entry point used by ``train.py`` (one process, spawned workers, or
+processes started by torchrun or SLURM on one node or several). The algorithm itself (phases,
+losses, EMA, growing) is the trainer's.
 """
 from __future__ import annotations
 
 import copy
 import os
-import signal
 import sys
-import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -25,6 +25,7 @@ from zoo.core.images import make_grid, save_image, to_uint8
 from zoo.core.runtime import peak_memory_gb, peak_memory_kind, reset_peak_memory, resolve_device
 from zoo.data import InfiniteSampler, dataset_labels, open_dataset_from_config, to_float
 from zoo.metrics import check_applicable, compute_metrics
+from zoo.training.cluster import SnapshotTimer, StopSignals, agree
 from zoo.training.job import update_job
 from zoo.training.loggers import make_logger
 from zoo.training.trainer import Trainer
@@ -63,29 +64,6 @@ def _make_loader(dataset, trainer: Trainer, workers: int) -> Iterator:
 # --------------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------------
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to stop at the next iteration boundary (after a checkpoint)."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # signal handlers live there
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:  # second Ctrl-C: give up immediately
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
 
 _POSTFIX = {"Loss/G/loss": "G", "Loss/D/loss": "D", "Loss/r1_penalty": "r1", "Loss/pl_mean": "pl",
             "Loss/gp_penalty": "gp", "Progress/lod": "lod", "Timing/sec_per_kimg": "s/kimg"}
@@ -218,8 +196,9 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
     train_peak = metrics_peak = 0.0
     peak_kind = peak_memory_kind(device, reset_peak_memory(device))
     last_snap_path = None
+    snap_timer = SnapshotTimer(cfg.get("snap_minutes"))
     stopped = False
-    with _StopFlag() as stop:
+    with StopSignals() as stop:
         while trainer.cur_nimg < total_nimg:
             trainer.prepare()  # progressive growing: this iteration's lod and batch
             if trainer.batch_gpu != loader_batch:  # the stream is re-cut at cur_nimg: exact on resume too
@@ -234,13 +213,12 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
             trainer.step(reals, real_cs)
             cur = trainer.cur_nimg
             done = cur >= total_nimg
-            if world_size > 1:  # every rank must agree to stop at the same iteration
-                flag = dist_lib.all_reduce_sum(torch.tensor([float(stop.requested)], device=device))
-                stop.requested = bool(flag.item() > 0)
+            # every rank must agree to stop, and to take a time-based snapshot, at the same iteration
+            stopping, timed_snap = agree(stop, snap_timer.due(), rank, world_size, device)
             crossed = lambda every: cur // every != prev // every
             if progress is not None:
                 progress.update((cur - prev) / 1000)
-            if crossed(tick_nimg) or done or stop.requested:
+            if crossed(tick_nimg) or done or stopping:
                 now = time.time()
                 stats = trainer.loss.pop_stats()
                 if trainer.growing is not None:
@@ -256,7 +234,7 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                 tick_start_nimg, tick_start_time = cur, now
             if rank == 0 and (crossed(image_nimg) or done):
                 snapshot_grid(f"{cur // 1000:06d}")
-            if metric_names and (crossed(metric_nimg) or done) and not stop.requested:
+            if metric_names and (crossed(metric_nimg) or done) and not stopping:
                 train_peak = max(train_peak, peak_memory_gb(device))
                 reset_peak_memory(device)
                 spent = run_metrics(cur / 1000)
@@ -264,9 +242,10 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                 reset_peak_memory(device)
                 metrics_time += spent
                 tick_start_time += spent  # s/kimg measures training, not evaluation
-            if rank == 0 and (crossed(snap_nimg) or done or stop.requested):
+            if rank == 0 and (crossed(snap_nimg) or done or stopping or timed_snap):
                 last_snap_path = save_snapshot()
-            if stop.requested:
+                snap_timer.reset()
+            if stopping:
                 stopped = True
                 break
     if progress is not None:
@@ -280,23 +259,28 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                    peak_mem_gb=max(train_peak, peak_memory_gb(device)), metrics_peak_mem_gb=metrics_peak or None,
                    peak_mem_kind=peak_kind,
                    last_checkpoint=last_snap_path)
-        msg = "interrupted; state saved to" if stopped else "done; last checkpoint:"
+        how = "preempted" if stop.preempted else "interrupted"
+        msg = f"{how}; state saved to" if stopped else "done; last checkpoint:"
         print(f"[zoo] {msg} {last_snap_path}", flush=True)
     if stopped:
-        raise KeyboardInterrupt
+        raise stop.exception()
     return trainer
 
 
 def run(rank: int, world_size: int, init_file: Optional[str], cfg: Dict[str, Any], run_dir: str,
-        resume_path: Optional[str] = None) -> None:
-    """Per-process entry point (module level so spawned workers can pickle it)."""
+        resume_path: Optional[str] = None, local_rank: Optional[int] = None,
+        local_world_size: Optional[int] = None) -> None:
+    """Per-process entry point (module level so spawned workers can pickle it). ``local_rank`` and
+    ``local_world_size`` place the process on its node (default: one node, ``rank`` of ``world_size``)."""
+    local_rank = rank if local_rank is None else local_rank
+    local_world_size = world_size if local_world_size is None else local_world_size
     device = resolve_device(cfg.get("device", "auto"))
     if device.type == "cuda" and world_size > 1:
-        device = torch.device("cuda", rank % torch.cuda.device_count())
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     threads = cfg.get("threads")
-    if threads is None and device.type == "cpu" and world_size > 1:
-        threads = max(1, (os.cpu_count() or 1) // world_size)
+    if threads is None and device.type == "cpu" and local_world_size > 1:  # share this node's cores
+        threads = max(1, (os.cpu_count() or 1) // local_world_size)
     if threads:
         torch.set_num_threads(int(threads))
     if device.type == "cuda":
