@@ -15,7 +15,7 @@ from zoo.core import distributed as dist_lib
 from zoo.core.checkpoint import find_latest_checkpoint
 from zoo.core.errors import ConfigError
 from zoo.core.runtime import resolve_device, tune_cpu_allocator
-from zoo.training.config import validate
+from zoo.training.config import validate, validate_start
 from zoo.training.job import update_job
 from zoo.training.loop import run
 
@@ -25,7 +25,9 @@ __all__ = ["train", "main", "APP"]
 def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
     """Validate, pick the run directory (resuming if asked) and run the training loop on
     ``cfg.gpus`` processes. Returns the run directory. ``<run_dir>/job.json`` records the job and
-    how it ended (``running`` → ``done`` | ``interrupted`` | ``failed``), for ``python -m zoo.report``."""
+    how it ended (``running`` → ``done`` | ``interrupted`` | ``failed``), for ``python -m zoo.report``.
+    Bad ``aug.*`` / ``init=`` values stop it before anything is written."""
+    validate_start(cfg)
     run_dir, resume_path = _run_dir_and_resume(cfg, run_dir or hydra_output_dir() or os.path.join(cfg.run_root, "run"))
     record = int(os.environ.get("RANK", "0")) == 0  # torchrun: one job.json, written by rank 0
     model = cfg.get("model") or {}
