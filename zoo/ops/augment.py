@@ -26,7 +26,9 @@ transform of a preset is applied to each image independently with probability
 The geometric transforms compose into one matrix per image and run as one resampling: reflect
 padding wide enough for the transformed corners, 2x upsampling with the sym6 wavelet low-pass,
 bilinear sampling, sym6 downsampling (the pair is orthogonal, so an identity or integer-pixel
-transform reproduces the pixels up to float rounding). Colour transforms compose into one 4x4
+transform reproduces the pixels up to float rounding). Padding + upsampling and downsampling are
+separable linear maps, computed as one small matrix product per axis (the same sums as
+``upfirdn2d``, ~10x faster than depthwise convolutions on these few-channel images on CPU). Colour transforms compose into one 4x4
 matrix per image. As in NVIDIA's pipeline, once ``p > 0`` every image of the batch goes through the
 resampling of its preset, whether or not its own draws were identities; ``p == 0`` returns the
 input unchanged (bit for bit, and no random numbers are drawn).
@@ -51,9 +53,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.ops.fir import downsample2d, setup_filter, upsample2d
+from zoo.ops.fir import setup_filter
 
-__all__ = ["AugmentPipe", "DiffAugment", "PRESETS", "DIFFAUGMENT_POLICIES", "SYM2", "SYM6", "filter_bank"]
+__all__ = ["AugmentPipe", "DiffAugment", "PRESETS", "DIFFAUGMENT_POLICIES", "SYM2", "SYM6", "filter_bank", "fir_matrix",
+           "reflect_matrix"]
 
 # Decomposition low-pass filters of the least-asymmetric Daubechies wavelets (PyWavelets' ``sym2``
 # and ``sym6``; orthonormal: unit energy, orthogonal to their even shifts, sum sqrt(2)).
@@ -154,6 +157,60 @@ def _rotate3d(axis: Sequence[float], theta: torch.Tensor, n, device):
                     [y * x * d + z * s, y * y * d + c, y * z * d - x * s, 0],
                     [z * x * d - y * s, z * y * d + x * s, z * z * d + c, 0],
                     [0, 0, 0, 1]], n, device)
+
+
+def fir_matrix(n_in: int, f: np.ndarray, up: int = 1, down: int = 1, pad0: int = 0, pad1: int = 0,
+               flip_filter: bool = False, gain: float = 1.0) -> np.ndarray:
+    """``upfirdn`` along one axis as a matrix ``[n_out, n_in]`` (the semantics of
+    :func:`zoo.ops.fir.upfirdn2d`: zero insertion, padding or cropping, convolution, decimation)."""
+    g = np.asarray(f, dtype=np.float64) * gain
+    if not flip_filter:
+        g = g[::-1]  # convolution = correlation with the flipped filter
+    n_out = (n_in * up + pad0 + pad1 - g.size) // down + 1
+    o, t = np.meshgrid(np.arange(n_out), np.arange(g.size), indexing="ij")
+    k = o * down + t - pad0  # position in the zero-inserted input
+    valid = (k >= 0) & (k < n_in * up) & (k % up == 0)
+    m = np.zeros([n_out, n_in])
+    np.add.at(m, (o[valid], k[valid] // up), np.broadcast_to(g, o.shape)[valid])
+    return m
+
+
+def reflect_matrix(n: int, before: int, after: int) -> np.ndarray:
+    """Reflect padding (``F.pad(mode='reflect')``) of a length-``n`` axis as a matrix ``[n + before + after, n]``."""
+    j = np.arange(-before, n + after)
+    j = np.where(j < 0, -j, np.where(j >= n, 2 * (n - 1) - j, j))
+    m = np.zeros([j.size, n])
+    m[np.arange(j.size), j] = 1
+    return m
+
+
+_AXIS_CACHE: Dict[tuple, torch.Tensor] = {}
+
+
+def _separable(x: torch.Tensor, my: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
+    """``my @ x @ mx^T`` over the last two axes of ``[N, C, H, W]`` (two GEMMs, width first)."""
+    return (torch.matmul(x, mx.t()).transpose(2, 3) @ my.t()).transpose(2, 3)
+
+
+def _axis_matrix(n: int, f: np.ndarray, before: int, after: int, kind: str, like: torch.Tensor) -> torch.Tensor:
+    """The geometric pipeline's per-axis linear maps, cached: ``'up'`` = reflect-pad by
+    ``before``/``after`` then 2x upsample with ``f`` (gain 2 per axis, NVIDIA's ``upsample2d``
+    padding); ``'down'`` = 2x downsample with ``f`` as a correlation and crop ``before = after``
+    filter-quarter widths on each side back to ``n`` samples (``downsample2d(padding=-2 * pad)``)."""
+    key = (n, before, after, kind, f.tobytes(), like.dtype, like.device)
+    m = _AXIS_CACHE.get(key)
+    if m is None:
+        taps = f.size
+        if kind == "up":
+            mat = fir_matrix(n + before + after, f, up=2, pad0=(taps + 1) // 2, pad1=(taps - 2) // 2, gain=2.0) \
+                @ reflect_matrix(n, before, after)
+        else:
+            mat = fir_matrix((n + 2 * before) * 2, f, down=2, pad0=-2 * before + (taps - 1) // 2,
+                             pad1=-2 * after + (taps - 2) // 2, flip_filter=True)
+        if len(_AXIS_CACHE) > 256:
+            _AXIS_CACHE.clear()
+        m = _AXIS_CACHE[key] = torch.as_tensor(mat, dtype=like.dtype, device=like.device)
+    return m
 
 
 class AugmentPipe(torch.nn.Module):
@@ -323,11 +380,14 @@ class AugmentPipe(torch.nn.Module):
         margin = torch.cat([-reach, reach]).amax(dim=1) + torch.tensor([2 * fpad - cx, 2 * fpad - cy] * 2, device=dev)
         margin = torch.minimum(margin.clamp(min=0), torch.tensor([width - 1, height - 1] * 2, device=dev, dtype=margin.dtype))
         mx0, my0, mx1, my1 = (int(v) for v in margin.ceil().tolist())
-        images = F.pad(images, [mx0, mx1, my0, my1], mode="reflect")
+        # Reflect padding and 2x upsampling are linear maps along each axis: one matrix per axis.
+        f = self.Hz_geom.detach().cpu().double().numpy()
+        up_x = _axis_matrix(width, f, mx0, mx1, "up", images)
+        up_y = _axis_matrix(height, f, my0, my1, "up", images)
+        images = _separable(images, up_y, up_x)
         G_inv = _translate2d((mx0 - mx1) / 2, (my0 - my1) / 2, n, dev) @ G_inv
-        # 2x upsampling: in centred coordinates a scale by 2, re-centred by half an upsampled pixel
-        # for the group delay of the (nearly linear-phase) sym6 filter.
-        images = upsample2d(images, self.Hz_geom, up=2)
+        # In centred coordinates the upsampling is a scale by 2, re-centred by half an upsampled
+        # pixel for the group delay of the (nearly linear-phase) sym6 filter.
         G_inv = _scale2d(2, 2, n, dev) @ G_inv @ _scale2d(0.5, 0.5, n, dev)
         G_inv = _translate2d(-0.5, -0.5, n, dev) @ G_inv @ _translate2d(0.5, 0.5, n, dev)
         out_h, out_w = (height + 2 * fpad) * 2, (width + 2 * fpad) * 2
@@ -336,7 +396,9 @@ class AugmentPipe(torch.nn.Module):
                  @ _scale2d(out_w / 2, out_h / 2, n, dev))
         grid = F.affine_grid(G_inv[:, :2, :].to(images.dtype), [n, channels, out_h, out_w], align_corners=False)
         images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return downsample2d(images, self.Hz_geom, down=2, padding=-2 * fpad, flip_filter=True)
+        down_x = _axis_matrix(width, f, fpad, fpad, "down", images)
+        down_y = _axis_matrix(height, f, fpad, fpad, "down", images)
+        return _separable(images, down_y, down_x)
 
     @staticmethod
     def _recolour(images: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
