@@ -92,7 +92,7 @@ def _train(cfg: DictConfig, run_dir: str, resume_path: Optional[str]) -> str:
     return run_dir
 
 
-APP = AppSpec("train", train, always_list=("metrics.names",))  # metrics.names=fid2k needs no brackets
+APP = AppSpec("train", train, always_list=("metrics.names", "aug.policy"))  # metrics.names=fid2k needs no brackets
 
 
 def main(argv=None) -> None:

@@ -47,7 +47,7 @@ the size, zero fill) and ``cutout`` (a zeroed square of half the size at a rando
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
@@ -447,10 +447,12 @@ class DiffAugment(torch.nn.Module):
     """DiffAugment with the policy ``'color,translation,cutout'`` (or a subset), applied to every
     image. ``translation_ratio`` 1/8 and ``cutout_ratio`` 1/2 of the image size, as the paper."""
 
-    def __init__(self, policy: str = "color,translation,cutout", translation_ratio: float = 0.125,
+    def __init__(self, policy: Union[str, Sequence[str]] = "color,translation,cutout", translation_ratio: float = 0.125,
                  cutout_ratio: float = 0.5):
         super().__init__()
-        self.policy = [t for t in str(policy).replace(" ", "").split(",") if t]
+        if isinstance(policy, str):
+            policy = policy.replace(" ", "").split(",")
+        self.policy = [str(t) for t in policy if t]
         unknown = [t for t in self.policy if t not in DIFFAUGMENT_POLICIES]
         if unknown:
             raise ValueError(f"unknown DiffAugment transform(s) {unknown}; known: {', '.join(DIFFAUGMENT_POLICIES)}")

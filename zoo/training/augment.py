@@ -19,8 +19,8 @@ the checkpoint, so a resumed run continues exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 
@@ -47,7 +47,7 @@ class AugConfig:
     target: float = 0.6  # ada: target of E[sign(D(real))]
     interval: int = 4  # ada: iterations between adjustments
     ada_kimg: Optional[float] = None  # ada: kimg for p to move by 1 (null: 500, 100 with init=)
-    policy: str = "color,translation,cutout"  # diffaugment: its transforms
+    policy: List[str] = field(default_factory=lambda: list(DIFFAUGMENT_POLICIES))  # diffaugment: its transforms
 
 
 def resolve_mode(aug: Mapping[str, Any], default: str) -> str:
@@ -85,7 +85,7 @@ def check_aug_config(aug: Optional[Mapping[str, Any]]) -> None:
         if aug.get("ada_kimg") is not None and float(aug["ada_kimg"]) <= 0:
             raise ConfigError("aug.ada_kimg", f"must be > 0, got {aug['ada_kimg']}", "use e.g. aug.ada_kimg=500")
     if mode == "diffaugment":
-        policy = [t for t in str(aug.get("policy", "")).replace(" ", "").split(",") if t]
+        policy = [str(t) for t in aug.get("policy") or []]
         unknown = [t for t in policy if t not in DIFFAUGMENT_POLICIES]
         if not policy or unknown:
             raise ConfigError("aug.policy", f"unknown DiffAugment transform(s) {unknown or policy!r}",
@@ -172,7 +172,7 @@ def build_augmentation(aug: Optional[Mapping[str, Any]], default_mode: str, devi
     if mode == "noaug":
         return None
     if mode == "diffaugment":
-        return Augmentation(mode, DiffAugment(aug.get("policy") or "color,translation,cutout").to(device))
+        return Augmentation(mode, DiffAugment(list(aug.get("policy") or DIFFAUGMENT_POLICIES)).to(device))
     pipe = AugmentPipe.from_preset(str(aug.get("pipe") or "bgc"), p=float(aug.get("p") or 0.0)).to(device)
     ada_kimg = aug.get("ada_kimg")
     if ada_kimg is None:
