@@ -156,9 +156,11 @@ class Augmentation:
         total, count = (float(v) for v in state.get("signs", [0.0, 0.0]))
         self._signs = None if count == 0 else torch.tensor([total, count], dtype=torch.float64, device=self.pipe.p.device)
 
-    def pipe_state(self) -> Dict[str, torch.Tensor]:
-        """The pipeline's buffers under NVIDIA's names (``p``, ``Hz_geom``, ``Hz_fbank``), for
-        checkpoints and export."""
+    def pipe_state(self) -> Optional[Dict[str, torch.Tensor]]:
+        """NVIDIA's ``augment_pipe`` buffers (``p``, ``Hz_geom``, ``Hz_fbank``), for checkpoints and
+        export; ``None`` for DiffAugment."""
+        if not isinstance(self.pipe, AugmentPipe):
+            return None
         return {k: v.detach().cpu().clone() for k, v in self.pipe.state_dict().items()}
 
 

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
+from zoo.core.distributed import is_torchrun
 from zoo.core.errors import CheckpointError, ConfigError, ZooError
 from zoo.core.files import file_sha256
 from zoo.interop import load_any
@@ -74,7 +75,9 @@ def check_init(cfg: Any) -> None:
     if cfg.get("resume"):
         raise ConfigError("init", "init= and resume= cannot be used together",
                           "use resume= to continue a run exactly, or init= to start a new run from its weights")
-    load_init(str(cfg.get("init")), keep=True)
+    # Kept for the training process when it is this one (one process, or each torchrun rank); spawned
+    # workers (gpus > 1) read the file themselves.
+    load_init(str(cfg.get("init")), keep=int(cfg.get("gpus") or 1) == 1 or is_torchrun())
 
 
 def finetune_hparams(hp: Dict[str, Any], model_cfg: Dict[str, Any]) -> Dict[str, Any]:

@@ -222,7 +222,9 @@ class Trainer:
         }
         if self.augment is not None:
             state["augment"] = self.augment.state_dict()
-            state["augment_pipe"] = self.augment.pipe_state()  # NVIDIA's buffers (p, Hz_geom, Hz_fbank)
+            pipe = self.augment.pipe_state()  # NVIDIA's buffers (p, Hz_geom, Hz_fbank); None for DiffAugment
+            if pipe is not None:
+                state["augment_pipe"] = pipe
         if self.init_source is not None:
             state["init"] = self.init_source
         if self.growing is not None:
