@@ -244,6 +244,7 @@ class AugmentPipe(torch.nn.Module):
         self.noise_std, self.cutout_size = float(noise_std), float(cutout_size)
         self.register_buffer("p", torch.zeros([]))
         self.register_buffer("Hz_geom", setup_filter(SYM6))
+        self._geom_taps = self.Hz_geom.double().numpy()  # host copy for the resampling matrices
         self.register_buffer("Hz_fbank", torch.as_tensor(filter_bank(SYM2, 4), dtype=torch.float32))
         self._p = 0.0
         self.set_probability(p)
@@ -265,7 +266,8 @@ class AugmentPipe(torch.nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._p = float(self.p)  # the Python copy follows a loaded buffer
+        self._p = float(self.p)  # the Python copies follow loaded buffers
+        self._geom_taps = self.Hz_geom.detach().cpu().double().numpy()
 
     def extra_repr(self) -> str:
         on = ", ".join(f"{k}={v:g}" for k, v in self.strengths.items() if v)
@@ -381,7 +383,7 @@ class AugmentPipe(torch.nn.Module):
         margin = torch.minimum(margin.clamp(min=0), torch.tensor([width - 1, height - 1] * 2, device=dev, dtype=margin.dtype))
         mx0, my0, mx1, my1 = (int(v) for v in margin.ceil().tolist())
         # Reflect padding and 2x upsampling are linear maps along each axis: one matrix per axis.
-        f = self.Hz_geom.detach().cpu().double().numpy()
+        f = self._geom_taps
         up_x = _axis_matrix(width, f, mx0, mx1, "up", images)
         up_y = _axis_matrix(height, f, my0, my1, "up", images)
         images = _separable(images, up_y, up_x)
