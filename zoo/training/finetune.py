@@ -92,7 +92,7 @@ def finetune_hparams(hp: Dict[str, Any], model_cfg: Dict[str, Any]) -> Dict[str,
 def _compare(ours: Dict[str, torch.Tensor], theirs: Optional[Dict[str, torch.Tensor]]) -> List[str]:
     """Descriptions of the tensors that differ in name or shape (theirs ``None``: all missing)."""
     if theirs is None:
-        return [f"{k} (not in the file)" for k in ours]
+        return ["every tensor (the file holds no such network)"]
     out = [f"{k} (not in the file)" for k in ours if k not in theirs]
     out += [f"{k} (only in the file)" for k in theirs if k not in ours]
     out += [f"{k} {list(theirs[k].shape)} in the file vs {list(v.shape)}" for k, v in ours.items()
