@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from zoo import generations
 from zoo.core.errors import ConfigError, ZooError
 from zoo.data.config import DataConfig
+from zoo.training.augment import AugConfig
 from zoo.training.config import LoggerConfig, TrainConfig
 
 __all__ = ["CONFIG_DIR", "register_schemas", "hydra_main", "report_user_errors", "listify_argv",
@@ -32,8 +33,8 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 
 def register_schemas(**apps: type) -> None:
     """Store the schemas in Hydra's ConfigStore (idempotent): ``schema_train`` (and ``schema_<name>``
-    for each app schema given), ``schema/data/base``, ``schema/logger/base`` and
-    ``schema/model/<generation>`` for every registered generation. YAML files extend them through
+    for each app schema given), ``schema/data/base``, ``schema/logger/base``,
+    ``schema/aug/base`` and ``schema/model/<generation>`` for every registered generation. YAML files extend them through
     their defaults lists (``conf/model/stylegan2.yaml`` → ``/schema/model/stylegan2@_here_``)."""
     from hydra.core.config_store import ConfigStore
 
@@ -43,6 +44,7 @@ def register_schemas(**apps: type) -> None:
         cs.store(name=f"schema_{name}", node=node)
     cs.store(group="schema/data", name="base", node=DataConfig)
     cs.store(group="schema/logger", name="base", node=LoggerConfig)
+    cs.store(group="schema/aug", name="base", node=AugConfig)
     for spec in generations.specs():
         cs.store(group="schema/model", name=spec.name, node=spec.schema)
 

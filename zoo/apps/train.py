@@ -20,7 +20,7 @@ from zoo.core.checkpoint import find_latest_checkpoint
 from zoo.core.errors import ConfigError
 from zoo.core.runtime import resolve_device, tune_cpu_allocator
 from zoo.training import cluster
-from zoo.training.config import validate
+from zoo.training.config import validate, validate_start
 from zoo.training.job import update_job
 from zoo.training.loop import run
 
@@ -31,7 +31,9 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None) -> str:
     """Validate, pick the run directory (resuming if asked) and run the training loop on
     ``cfg.gpus`` processes (per node). Returns the run directory. ``<run_dir>/job.json`` records the
     job and how it ended (``running`` → ``done`` | ``interrupted`` | ``preempted`` | ``failed``), for
-    ``python -m zoo.report``. A preempted cluster job is requeued (:func:`zoo.training.cluster.requeue`)."""
+    ``python -m zoo.report``. A preempted cluster job is requeued (:func:`zoo.training.cluster.requeue`).
+    Bad ``aug.*`` / ``init=`` values stop it before anything is written."""
+    validate_start(cfg)
     own_dir = run_dir or hydra_output_dir() or os.path.join(cfg.run_root, "run")
     launched = dist_lib.launcher_env()
     record = launched is None or launched.rank == 0  # one job.json, written by rank 0
@@ -155,7 +157,7 @@ def cluster_overrides(argv) -> list:
     return [f"{key}={value}" for key, value in extra.items() if override_value(argv, key) is None]
 
 
-APP = AppSpec("train", train, always_list=("metrics.names",))  # metrics.names=fid2k needs no brackets
+APP = AppSpec("train", train, always_list=("metrics.names", "aug.policy"))  # metrics.names=fid2k needs no brackets
 
 
 def main(argv=None) -> None:

@@ -171,6 +171,7 @@ class GenerationSpec:
     check:          optional ``f(model_cfg, RunShape)`` raising ConfigError for bad combinations.
     bench:          benchmark presets ``{'inference': {...}, 'train': {...}}`` (``python -m zoo.bench``).
     description:    one line for listings.
+    augment:        the default of ``aug=auto``: ``'ada'`` or ``'noaug'`` (as the generation's original code).
     """
 
     name: str
@@ -182,6 +183,7 @@ class GenerationSpec:
     check: Optional[Callable[[Mapping[str, Any], RunShape], None]] = None
     bench: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+    augment: str = "noaug"
     generator_class: str = "Generator"
     discriminator_class: str = "Discriminator"
 

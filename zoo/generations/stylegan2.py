@@ -52,5 +52,6 @@ SPEC = GenerationSpec(
                           noise_mode="none"),
         "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128, mapping_layers=2),
     },
+    augment="ada",  # NVIDIA's --aug default
     description="StyleGAN2 (Karras et al. 2020): modulated convs, skip G, resnet D, lazy R1 + path length",
 )

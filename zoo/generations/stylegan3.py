@@ -92,5 +92,6 @@ SPEC = GenerationSpec(
                           noise_mode="const"),
         "train": dict(resolution=32, batch=32, channel_base=4096, channel_max=128, mapping_layers=2),
     },
+    augment="ada",  # NVIDIA's --aug default
     description="StyleGAN3 (Karras et al. 2021): alias-free G (Fourier input, filtered lrelu), configs T and R",
 )

@@ -22,8 +22,10 @@ from zoo.generations.spec import RunShape
 from zoo.metrics.config import MetricsConfig
 from zoo.metrics.registry import check_metric_names
 from zoo.ops.precision import LOW_DTYPES, PRECISIONS, cpu_supports_bf16
+from zoo.training.augment import AugConfig, check_aug_config
+from zoo.training.finetune import check_init
 
-__all__ = ["TrainConfig", "LoggerConfig", "validate", "check_precision", "LOGGERS", "DEVICES"]
+__all__ = ["TrainConfig", "LoggerConfig", "validate", "validate_start", "check_precision", "LOGGERS", "DEVICES"]
 
 LOGGERS = ("none", "wandb")
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,6 +56,10 @@ class TrainConfig:
     kimg: float = 25000  # training length in thousands of real images shown to D
     seed: int = 0
     resume: Optional[str] = None  # null | auto (continue the newest run under run_root) | /path/to/checkpoint.pt
+    init: Optional[str] = None  # start a NEW run from the weights of any file zoo.load reads (fine-tuning)
+    init_strict: bool = True  # init: refuse any tensor that differs; false: copy what matches, list the rest
+    freeze_d: int = 0  # Freeze-D: the first N layers of D (from the input) get no updates (NVIDIA's --freezed)
+    aug: AugConfig = MISSING  # augmentation of D's inputs (conf/aug/: auto, ada, fixed, noaug, diffaugment)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     run_root: str = "outputs"  # every run gets <run_root>/<date>-<time>-<model>-<data><res>/
     tick_kimg: float = 4.0  # progress and stats.jsonl interval
@@ -157,8 +163,16 @@ def validate(cfg: DictConfig, *, check_data: bool = True) -> None:
     if cfg.logger.mode not in ("offline", "online", "disabled"):
         raise ConfigError("logger.mode", f"unknown wandb mode {cfg.logger.mode!r}", "use offline, online or disabled")
     _validate_metrics(cfg)
+    validate_start(cfg)
     if check_data:
         check_data_config(cfg.data)
+
+
+def validate_start(cfg: DictConfig) -> None:
+    """The checks ``train.py`` runs before it writes anything: ``aug.*``, ``init=`` (with ``resume=``,
+    the file itself, loaded once and kept for the run) and ``freeze_d``."""
+    check_aug_config(cfg.get("aug"))
+    check_init(cfg)
 
 
 def _validate_metrics(cfg: DictConfig) -> None:

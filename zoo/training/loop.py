@@ -26,6 +26,7 @@ from zoo.core.runtime import peak_memory_gb, peak_memory_kind, reset_peak_memory
 from zoo.data import InfiniteSampler, dataset_labels, open_dataset_from_config, to_float
 from zoo.metrics import check_applicable, compute_metrics
 from zoo.training.cluster import SnapshotTimer, StopSignals, agree
+from zoo.training.finetune import apply_init
 from zoo.training.job import update_job
 from zoo.training.loggers import make_logger
 from zoo.training.trainer import Trainer
@@ -66,7 +67,7 @@ def _make_loader(dataset, trainer: Trainer, workers: int) -> Iterator:
 # --------------------------------------------------------------------------------------------------
 
 _POSTFIX = {"Loss/G/loss": "G", "Loss/D/loss": "D", "Loss/r1_penalty": "r1", "Loss/pl_mean": "pl",
-            "Loss/gp_penalty": "gp", "Progress/lod": "lod", "Timing/sec_per_kimg": "s/kimg"}
+            "Loss/gp_penalty": "gp", "Progress/lod": "lod", "Progress/augment": "p", "Timing/sec_per_kimg": "s/kimg"}
 
 
 def _grid_latents(trainer: Trainer, num: int):
@@ -120,13 +121,16 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                       world_size=world_size, labels=dataset_labels(dataset) if dcfg.get("use_labels") else None)
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
+    elif cfg.get("init"):  # a new run from trained weights (fine-tuning)
+        apply_init(trainer, cfg["init"], strict=bool(cfg.get("init_strict", True)), log=rank == 0)
 
     logger = make_logger(rank, run_dir, cfg.get("logger", {}), cfg)
     if rank == 0:
         update_job(run_dir, params_G=sum(p.numel() for p in trainer.G.parameters()),
                    params_D=sum(p.numel() for p in trainer.D.parameters()),
                    G_kwargs=trainer.G_kwargs, generation=trainer.spec.name, resolution=cfg["resolution"],
-                   precision=trainer.precision.describe())
+                   precision=trainer.precision.describe(),
+                   augment=trainer.augment.mode if trainer.augment is not None else "noaug", init=trainer.init_source)
     total_nimg = int(round(float(cfg["kimg"]) * 1000))
     gw, gh = cfg.get("grid_size", [8, 4])
     grid_z, grid_c = _grid_latents(trainer, gw * gh)
@@ -225,6 +229,8 @@ def training_loop(cfg: Dict[str, Any], run_dir: str, *, rank: int = 0, world_siz
                     st = trainer.growing.at(prev)  # the schedule of the iteration just trained
                     stats.update({"Progress/lod": st.lod, "Progress/resolution": st.resolution,
                                   "Progress/alpha": st.alpha, "Progress/batch": st.batch})
+                if trainer.augment is not None and trainer.augment.p is not None:
+                    stats["Progress/augment"] = trainer.augment.p  # NVIDIA's name for the ADA probability
                 stats["Timing/sec_per_kimg"] = (now - tick_start_time) / max(cur - tick_start_nimg, 1) * 1000
                 stats["Timing/total_sec"] = now - start_time
                 stats["Resources/peak_mem_gb"] = peak_memory_gb(device)

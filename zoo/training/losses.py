@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import inspect
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ class LossBase(abc.ABC):
     d_first: bool = False
     #: Take the G EMA between the D and G steps (ProGAN, StyleGAN) instead of after both.
     ema_before_G: bool = False
+    #: Set by the trainer (``aug=``): applied to every image D sees (reals, fakes, R1 / GP inputs),
+    #: told the signs of D's real scores (the ADA heuristic, :meth:`_observe_reals`).
+    augment: Optional[Any] = None
 
     stats: Dict[str, list]
 
@@ -58,6 +61,15 @@ class LossBase(abc.ABC):
     def end_phase(self, phase: str, all_reduce_sum: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
         """Advance running statistics once per phase, from the whole batch (``all_reduce_sum`` sums a
         tensor over processes). Nothing to advance here."""
+
+    def _augment(self, img: torch.Tensor) -> torch.Tensor:
+        return img if self.augment is None else self.augment(img)
+
+    def _observe_reals(self, real_logits: torch.Tensor) -> None:
+        """``sign(D(real))``: logged, and ADA's overfitting heuristic (every real pass, R1's included)."""
+        self._record("Loss/signs/real", real_logits.sign())
+        if self.augment is not None:
+            self.augment.observe(real_logits)
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         # Kept as tensors: converting here would force a device sync in every phase.
@@ -146,7 +158,7 @@ class StyleGAN2Loss(LossBase):
     def run_D(self, img: torch.Tensor, c: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
         if blur_sigma > 0:
             img = blur(img, blur_sigma)
-        return self.D(img, c)
+        return self.D(self._augment(img), c)
 
     # ---- phases ----------------------------------------------------------------------------------
     def accumulate(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
@@ -191,6 +203,7 @@ class StyleGAN2Loss(LossBase):
                 loss = loss + loss_Dgen.mean()
             real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
             real_logits = self.run_D(real_img_tmp, real_c, sigma)
+            self._observe_reals(real_logits)
             if do_Dmain:
                 self._record("Loss/scores/real", real_logits)
                 loss_Dreal = F.softplus(-real_logits)
@@ -292,7 +305,7 @@ class ProGANLoss(LossBase):
         """Per-sample ``(||grad D(x_hat)||_2 - target)^2`` on random interpolates of reals and fakes."""
         u = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device, dtype=real_img.dtype)
         mixed = torch.lerp(real_img.detach(), fake_img.detach(), u).requires_grad_(True)
-        mixed_scores = self.D(mixed, c)
+        mixed_scores = self.D(self._augment(mixed), c)  # the gradient of D∘augment, as R1's
         (grads,) = torch.autograd.grad(mixed_scores.sum(), mixed, create_graph=True)
         norms = grads.square().sum(dim=[1, 2, 3]).sqrt()
         return (norms - self.wgan_target).square()
@@ -301,7 +314,7 @@ class ProGANLoss(LossBase):
                    gen_c: torch.Tensor, *, gain: float, cur_nimg: int) -> None:
         conditional = gen_c.shape[1] > 0
         if phase in ("Gmain", "Gboth"):
-            fake_scores, fake_labels = self.D(self.G(gen_z, gen_c), gen_c, return_labels=True)
+            fake_scores, fake_labels = self.D(self._augment(self.G(gen_z, gen_c)), gen_c, return_labels=True)
             self._record("Loss/scores/fake", fake_scores)
             loss_G = -fake_scores
             if conditional:
@@ -316,8 +329,9 @@ class ProGANLoss(LossBase):
                 fake_img = self.G(gen_z, gen_c)
             loss = torch.zeros([], device=gen_z.device)
             if do_Dmain:
-                fake_scores, fake_labels = self.D(fake_img, gen_c, return_labels=True)
-                real_scores, real_labels = self.D(real_img.detach(), real_c, return_labels=True)
+                fake_scores, fake_labels = self.D(self._augment(fake_img), gen_c, return_labels=True)
+                real_scores, real_labels = self.D(self._augment(real_img.detach()), real_c, return_labels=True)
+                self._observe_reals(real_scores)
                 self._record("Loss/scores/fake", fake_scores)
                 self._record("Loss/scores/real", real_scores)
                 drift = real_scores.square()

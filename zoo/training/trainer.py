@@ -24,7 +24,9 @@ from zoo.core import __version__
 from zoo.core import distributed as dist_lib
 from zoo.core.errors import CheckpointError
 from zoo.ops.precision import FP32, Precision, resolve_mode
+from zoo.training import finetune
 from zoo.training import growing as growing_lib
+from zoo.training.augment import build_augmentation
 from zoo.training.losses import build_loss
 
 __all__ = ["Trainer", "Phase"]
@@ -69,6 +71,8 @@ class Trainer:
 
         self.spec = generations.get(cfg["model"]["name"])
         self.hp = self.spec.resolve_hparams(cfg["model"], self.resolution, self.batch, precision=mode)
+        if cfg.get("init"):  # fine-tuning (init=): NVIDIA's --resume settings
+            self.hp = finetune.finetune_hparams(self.hp, cfg["model"])
         G_kwargs, D_kwargs = self.spec.network_kwargs(self.hp, self.resolution, img_channels, self.c_dim)
         torch.manual_seed(self.seed)  # identical initial weights on every rank
         self.G = self.spec.build_generator(**G_kwargs).train().requires_grad_(False).to(device)
@@ -85,6 +89,12 @@ class Trainer:
         self.D_kwargs = dict(getattr(self.D, "init_kwargs", D_kwargs))
 
         self.loss = build_loss(self.spec.loss, self.G, self.D, self.hp).to(device)
+        # aug=: every D input is augmented (ADA adapts p in end-of-iteration steps); Freeze-D.
+        self.augment = build_augmentation(cfg.get("aug"), self.spec.augment, device, finetuning=bool(cfg.get("init")))
+        self.loss.augment = self.augment
+        self.frozen = {"D": [p for _, layer in finetune.frozen_layers(self.D, int(cfg.get("freeze_d") or 0))
+                             for p in layer.parameters()]}
+        self.init_source: Optional[Dict[str, Any]] = None  # init=: where the weights came from
 
         # Lazy regularization (StyleGAN2 app. B): a regularizer run every k minibatches has its loss
         # multiplied by k, and the optimizer compensates with lr * k/(k+1), betas ** (k/(k+1)).
@@ -169,6 +179,8 @@ class Trainer:
             module = getattr(self, phase.module)
             opt = self.opts[phase.module]
             module.requires_grad_(True)
+            for p in self.frozen.get(phase.module, ()):  # Freeze-D: no gradient, so Adam skips them
+                p.requires_grad_(False)
             opt.zero_grad(set_to_none=True)
             for r in range(self.rounds):
                 chunk = r * self.world_size + self.rank  # global chunk index within the batch
@@ -186,6 +198,8 @@ class Trainer:
         self.prev_lod = self.lod
         self.cur_nimg += self.batch
         self.batch_idx += 1
+        if self.augment is not None:
+            self.augment.end_iteration(self.batch_idx, self.batch, dist_lib.all_reduce_sum)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -221,6 +235,13 @@ class Trainer:
                           "num_fp16_res": self.precision.num_fp16_res},
             "rng": {"torch": torch.get_rng_state()},
         }
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
+            pipe = self.augment.pipe_state()  # NVIDIA's buffers (p, Hz_geom, Hz_fbank); None for DiffAugment
+            if pipe is not None:
+                state["augment_pipe"] = pipe
+        if self.init_source is not None:
+            state["init"] = self.init_source
         if self.growing is not None:
             # lod / resolution / alpha of the saved networks (their `lod` buffers): the last trained
             # iteration's; `next_lod` is where training continues (a function of cur_nimg).
@@ -265,6 +286,9 @@ class Trainer:
         self.cur_nimg = int(state["progress"]["cur_nimg"])
         self.batch_idx = int(state["progress"]["batch_idx"])
         torch.set_rng_state(state["rng"]["torch"])
+        if self.augment is not None:
+            self.augment.load_state_dict(state.get("augment"))
+        self.init_source = state.get("init")
         if self.growing is not None and state.get("growing") is not None:
             saved = growing_lib.GrowingSchedule.from_dict(state["growing"]["schedule"])
             if saved != self.growing and self.rank == 0:
