@@ -252,6 +252,18 @@ def test_two_models_side_by_side(views):
         ex.render({"per_model": [{}, {}, {}]})
 
 
+def test_bench_mode_visualizer_times_frames(capsys):
+    from zoo.apps.bench import bench
+
+    results = bench(dict(model="stylegan2", mode="visualizer", resolution=16, channel_base=256, channel_max=32,
+                         mapping_layers=2, z_dim=32, w_dim=32, frames=2, warmup=0, precision="fp32",
+                         tune_allocator=False))
+    (r,) = results
+    assert r["mode"] == "visualizer" and r["frames"] == 2 and r["ms_image"] > 0 and r["ms_full"] > 0
+    assert r["feature_layer"] == "b8.conv1"  # the middle of b4.conv1, b8.conv0, b8.conv1, b16.conv0, b16.conv1
+    assert "ms/frame image only" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------------------
 # The server
 # ------------------------------------------------------------------------------------------------
