@@ -24,7 +24,8 @@ from conftest import ROOT
 from zoo import registry
 from zoo.apps import visualizer as app
 from zoo.core.checkpoint import save_checkpoint
-from zoo.core.contract import has_styles, input_transform
+from zoo.core.contract import has_styles, input_transform, z_from_seeds
+from zoo.core.images import to_uint8
 from zoo.core.errors import ConfigError, ZooError
 from zoo.sampling.explore import (Controls, Explorer, View, feature_layers, sefa_directions, spectrum_db,
                                   spectrum_image, style_affines)
@@ -90,6 +91,9 @@ def test_seed_and_drag(views, name):
     assert not _same(base, _img(v, seed=1))
     assert not _same(base, _img(v, drag=[0.5, 0])) and not _same(base, _img(v, drag=[0, -0.5]))
     assert _same(base, _img(v, drag=[0, 0]))
+    with torch.no_grad():  # the seed's image of sample.py (trunc=1, noise_mode=const)
+        ref = to_uint8(v.G(z_from_seeds([3], v.G.z_dim), None, noise_mode="const"))[0]
+    assert _same(_img(v, seed=3), ref.astype(np.int32))
     z = v.z(Controls(seed=0, drag=(1.0, 0.0))) - v.z(Controls(seed=0))
     assert torch.allclose(z.norm(), torch.tensor(v.G.z_dim ** 0.5))  # one unit = sqrt(z_dim)
 
@@ -250,6 +254,9 @@ def test_two_models_side_by_side(views):
     assert all(f.ms["render"] > 0 and f.ms["total"] >= f.ms["render"] for f in frames)
     with pytest.raises(ValueError, match="per_model"):
         ex.render({"per_model": [{}, {}, {}]})
+    # controls one model lacks are noted only when they would change something
+    assert views["progan"].render(Controls(noise_strength=[1.0] * 5)).notes == []
+    assert views["progan"].render(Controls(noise_mode="random")).notes == ["noise: progan has no noise inputs"]
 
 
 def test_bench_mode_visualizer_times_frames(capsys):

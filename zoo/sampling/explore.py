@@ -390,12 +390,13 @@ class View:
         notes = [] if notes is None else notes
         cvec = self._c(c)
         ws = G.mapping(self.z(c), cvec)
-        ws = truncate(G, ws, c.psi, c.cutoff)
+        trunc = c.psi != 1 and c.cutoff != 0
+        ws = truncate(G, ws, c.psi, c.cutoff) if trunc else ws
         if c.mix_seed is not None:
             layers = _layer_range(c.mix_layers, G.num_ws)
             if layers:
                 mix = G.mapping(z_from_seed(c.mix_seed, G.z_dim).to(self.device), cvec)
-                ws[:, layers] = truncate(G, mix, c.psi, c.cutoff)[:, layers]
+                ws[:, layers] = (truncate(G, mix, c.psi, c.cutoff) if trunc else mix)[:, layers]
         if c.sefa_index is not None and c.sefa_strength != 0:
             layers = [k for k in _layer_range(c.sefa_layers, G.num_ws) if self.affines[k]]
             if not layers:
@@ -430,7 +431,7 @@ class View:
                              ("sefa_index", c.sefa_index is None or c.sefa_strength == 0)):
                 if not off:
                     notes.append(f"{key}: {generation_name(G)} has no styles")
-        if not self.noise and (c.noise_mode != "const" or c.noise_strength):
+        if not self.noise and (c.noise_mode != "const" or any(g != 1 for g in c.noise_strength or [])):
             notes.append(f"noise: {generation_name(G)} has no noise inputs")
         moved = tuple(c.translate) != (0.0, 0.0) or c.rotate != 0
         if moved and not self.transform:
