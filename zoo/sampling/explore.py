@@ -479,7 +479,7 @@ class View:
                 notes.append(f"feature_layer: {c.feature_layer} did not run (inactive at this level of detail)")
         t1 = time.perf_counter()
         if c.spectrum:
-            frame.spectrum = spectrum_image(img[0].float())
+            frame.spectrum = spectrum_image(img[0].float().clamp(-1, 1))  # of the image as shown
         ms_spectrum = (time.perf_counter() - t1) * 1000
         frame.ms = dict(render=ms_render, spectrum=ms_spectrum, total=ms_render + ms_spectrum)
         return frame
