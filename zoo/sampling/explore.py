@@ -436,6 +436,10 @@ class View:
         moved = tuple(c.translate) != (0.0, 0.0) or c.rotate != 0
         if moved and not self.transform:
             notes.append(f"translate/rotate: {generation_name(G)} has no input transform (StyleGAN3 only)")
+        if self.styles and c.sefa_index is not None and c.sefa_strength != 0:
+            layers = [k for k in _layer_range(c.sefa_layers, G.num_ws) if self.affines[k]]
+            if layers:
+                self.sefa(layers)  # computed once per range, outside inference mode and the timing
         hook, captured = None, {}
         if c.feature_layer is not None:
             module = self.features.get(c.feature_layer)
@@ -446,10 +450,6 @@ class View:
                 out = output[0] if isinstance(output, (tuple, list)) else output
                 captured["image"] = feature_image(out[0], c.feature_mode, c.feature_channels)
             hook = module.register_forward_hook(record)
-        if self.styles and c.sefa_index is not None and c.sefa_strength != 0:
-            layers = [k for k in _layer_range(c.sefa_layers, G.num_ws) if self.affines[k]]
-            if layers:
-                self.sefa(layers)  # cached outside inference mode (timed once, on first use)
         saved = input_transform(G).clone() if (moved and self.transform) else None
         t0 = time.perf_counter()
         try:
