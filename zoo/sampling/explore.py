@@ -24,7 +24,7 @@ The controls, in the order they act:
   stacks the effective weights of the style affine layers that read the styles ``sefa_layers``, are
   the directions in W that change those styles most. ``sefa_index`` picks one (0 = largest
   eigenvalue) and ``sefa_strength`` moves those styles along it, in units of the standard deviation
-  of mapped w along that direction (1,000 fixed seeds). Computed once per layer range and cached.
+  of mapped w along that direction (1,000 fixed random latents). Computed once per layer range and cached.
 * **noise**: ``noise_mode`` ``const`` (the model's stored maps), ``random`` (fresh maps drawn from
   ``noise_seed``, so a render is reproducible and the page re-rolls by changing the seed) or
   ``none``; ``noise_strength`` scales each noise input (list in :func:`zoo.core.contract.noise_inputs`
