@@ -14,6 +14,7 @@ COMMANDS = {
     "train": ["train.py"], "sample": ["sample.py"], "metrics": ["-m", "zoo.metrics"],
     "prepare": ["-m", "zoo.data.prepare"], "convert": ["-m", "zoo.interop.convert"],
     "export": ["-m", "zoo.interop.export"], "bench": ["-m", "zoo.bench"], "report": ["-m", "zoo.report"],
+    "visualizer": ["-m", "zoo.visualizer"],
 }
 
 
@@ -31,7 +32,7 @@ def test_every_app_has_a_command_and_a_config():
         assert spec.config_name == name and os.path.isfile(os.path.join(ROOT, "conf", f"{name}.yaml"))
 
 
-@pytest.mark.parametrize("name", ["train", "bench", "report", "convert"])
+@pytest.mark.parametrize("name", ["train", "bench", "report", "convert", "visualizer"])
 def test_help_and_a_misspelled_key(name):
     r = _run(name, "--help")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -1,18 +1,24 @@
-"""``python -m zoo.bench [model=NAME] [mode=inference|train] [key=value ...]``: speed benchmarks,
-generator inference (img/s) and training (s/kimg) per generation (``conf/bench.yaml``).
+"""``python -m zoo.bench [model=NAME] [mode=inference|train|visualizer] [key=value ...]``: speed benchmarks,
+generator inference (img/s) and training (s/kimg) per generation (``conf/bench.yaml``), and on request
+the browser visualizer's ms per frame.
 
     python -m zoo.bench                                  # every registered generation, both benchmarks
     python -m zoo.bench model=stylegan2 mode=inference   # one generation, one benchmark
     python -m zoo.bench model=stylegan2 mode=train resolution=64 batch=16 channel_base=8192
     python -m zoo.bench device=cuda threads=8
     python -m zoo.bench tune_allocator=false             # glibc's default allocator behaviour
+    python -m zoo.bench model=stylegan2 mode=visualizer  # ms per frame of python -m zoo.visualizer, 256 px
 
 Each generation has a preset per benchmark (``bench`` in its ``zoo/generations/<name>.py``: the
 sizes the project's targets are stated for); any key given on the command line overrides it.
 Training runs the real training algorithm (:class:`zoo.training.Trainer`, same losses, phases and
 lazy-regularization schedule as ``train.py``) on random images, over a whole number of
 regularization cycles, so the time per kimg includes R1 and path length at their amortized cost
-(whole cycles until ``min_seconds``, default 10).
+(whole cycles until ``min_seconds``, default 10). ``mode=visualizer`` (only when asked for) renders
+single frames as the browser visualizer does (:class:`zoo.sampling.explore.View`, PNG encoding
+included), a new seed each frame, with the generation's default model config at 256 px (the network
+``train.py model=NAME resolution=256`` builds): the median of ``frames`` renders of the image alone
+and of the image with a feature map (the middle feature layer, mean mode) and the spectrum.
 """
 from __future__ import annotations
 
@@ -30,15 +36,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo import generations
 from zoo.apps.common import AppSpec, hydra_main
+from zoo.apps.visualizer import frame_json
 from zoo.core.errors import ConfigError
 from zoo.core.runtime import peak_memory_gb, reset_peak_memory, tune_cpu_allocator
 from zoo.ops.precision import cpu_supports_bf16, resolve_mode
+from zoo.sampling.explore import Controls, View
 from zoo.training.config import check_precision
 from zoo.training.trainer import Trainer
 
-__all__ = ["BenchConfig", "bench", "bench_inference", "bench_train", "train_config", "main", "APP"]
+__all__ = ["BenchConfig", "bench", "bench_inference", "bench_train", "bench_visualizer", "train_config", "main",
+           "APP"]
 
-MODES = ("inference", "train")
+MODES = ("inference", "train", "visualizer")
+DEFAULT_MODES = ("inference", "train")  # visualizer only when asked for
+VISUALIZER_PRESET = dict(resolution=256, batch=1)  # the model keys keep the generation's defaults
 MODEL_KEYS = ("channel_base", "channel_max", "mapping_layers", "z_dim", "w_dim", "config")
 
 
@@ -47,7 +58,7 @@ class BenchConfig:
     """``conf/bench.yaml``. Keys left null take the generation's preset (or the model's default)."""
 
     model: Any = None  # model=NAME selects one generation's config group (null: every registered one)
-    mode: Optional[str] = None  # inference | train (null: both)
+    mode: Optional[str] = None  # inference | train | visualizer (null: inference and train)
     device: str = "cpu"  # cpu | cuda | cuda:N
     threads: Optional[int] = None  # torch CPU threads (null: torch's default)
     tune_allocator: bool = True  # keep freed activations in the process (zoo.core.runtime.tune_cpu_allocator)
@@ -64,6 +75,7 @@ class BenchConfig:
     min_iters: int = 3  # inference: at least this many timed batches
     min_seconds: float = 10.0  # and at least this long
     cycles: int = 1  # training: at least this many lazy-regularization cycles
+    frames: int = 20  # visualizer: timed renders of each kind (the median is reported)
     precision: Optional[str] = None  # fp32 | mixed | auto (null: fp32 and mixed side by side where mixed helps)
     precision_dtype: Optional[str] = None  # mixed: null = fp16 on CUDA, bf16 on CPU; fp16 | bf16
     num_fp16_res: Optional[int] = None  # mixed: null = 4 (NVIDIA's default)
@@ -185,6 +197,39 @@ def bench_train(model: str, opts: Dict[str, Any], device: torch.device,
     return out
 
 
+def bench_visualizer(model: str, opts: Dict[str, Any], device: torch.device,
+                     precisions: Sequence[str] = ("fp32",)) -> Dict[str, Dict[str, Any]]:
+    """Frames of the browser visualizer (render + PNG encoding of everything shown), one seed per
+    frame: the image alone, and with the middle feature layer's map and the spectrum. Medians over
+    ``frames`` renders of each, the two kinds and the precisions alternating."""
+    cfg = train_config(model, opts)
+    spec = generations.get(model)
+    hp = spec.resolve_hparams(cfg["model"], opts["resolution"], 1)
+    G_kwargs, _ = spec.network_kwargs(hp, opts["resolution"], 3, 0)
+    G = spec.build_generator(**G_kwargs).eval().requires_grad_(False).to(device)
+    G.generation = model
+    views = {prec: View(G if prec == "fp32" else copy.deepcopy(G).set_precision(prec, opts.get("precision_dtype"),
+                                                                            int(opts.get("num_fp16_res", 4))))
+             for prec in precisions}
+    layers = next(iter(views.values())).capabilities()["feature_layers"]
+    layer = layers[len(layers) // 2]
+    kinds = {"image": {}, "full": dict(feature_layer=layer, spectrum=True)}
+    times: Dict[Tuple[str, str], List[float]] = {(p, k): [] for p in views for k in kinds}
+    warmup, frames = int(opts.get("warmup", 2)), int(opts.get("frames", 20))
+    for i in range(warmup + frames):
+        for prec, view in views.items():
+            for kind, extra in kinds.items():
+                t0 = time.perf_counter()
+                frame_json(view.render(Controls(seed=i, **extra)))
+                if i >= warmup:
+                    times[(prec, kind)].append((time.perf_counter() - t0) * 1000)
+    return {prec: dict(params_G=_count(view.G), feature_layer=layer, frames=frames,
+                       ms_image=statistics.median(times[(prec, "image")]),
+                       ms_full=statistics.median(times[(prec, "full")]),
+                       ms_image_min=min(times[(prec, "image")]), ms_full_min=min(times[(prec, "full")]))
+            for prec, view in views.items()}
+
+
 def bench(cfg: Any) -> List[Dict[str, Any]]:
     """Run the benchmarks a :class:`BenchConfig` (or a dict of its keys) asks for; print one line each
     and return the results."""
@@ -205,8 +250,9 @@ def bench(cfg: Any) -> List[Dict[str, Any]]:
         except KeyError as e:
             raise ConfigError("model", str(e), f"use model=<one of {', '.join(generations.names())}> or leave it out") from None
     if mode is not None and mode not in MODES:
-        raise ConfigError("mode", f"unknown benchmark {mode!r}", "use mode=inference or mode=train (or leave it out: both)")
-    modes = [mode] if mode is not None else list(MODES)
+        raise ConfigError("mode", f"unknown benchmark {mode!r}",
+                          "use mode=inference, mode=train or mode=visualizer (or leave it out: inference and train)")
+    modes = [mode] if mode is not None else list(DEFAULT_MODES)
     device = torch.device(args.pop("device"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", "CUDA was requested but is not available", "use device=cpu")
@@ -227,14 +273,20 @@ def bench(cfg: Any) -> List[Dict[str, Any]]:
     results = []
     for name in models:
         for m in modes:
-            opts = dict(generations.get(name).bench.get(m, {}), **overrides)
-            fn = bench_inference if m == "inference" else bench_train
+            preset = VISUALIZER_PRESET if m == "visualizer" else generations.get(name).bench.get(m, {})
+            opts = dict(preset, **overrides)
+            fn = {"inference": bench_inference, "train": bench_train, "visualizer": bench_visualizer}[m]
             by_precision = fn(name, opts, device, precisions)
             desc = " ".join(f"{k}={v}" for k, v in opts.items())
             for prec, r in by_precision.items():
                 r.update(model=name, mode=m, precision=prec, **opts)
                 results.append(r)
-                if m == "inference":
+                if m == "visualizer":
+                    print(f"{name:10s} visualizer {prec:5s} {r['ms_image']:7.1f} ms/frame image only, "
+                          f"{r['ms_full']:7.1f} ms/frame with feature map ({r['feature_layer']}) + spectrum  "
+                          f"(median of {r['frames']}; fastest {r['ms_image_min']:.1f} / {r['ms_full_min']:.1f})  "
+                          f"G {r['params_G']:,} params  [{desc}]", flush=True)
+                elif m == "inference":
                     print(f"{name:10s} inference {prec:5s} {r['img_per_s']:7.2f} img/s  ({r['sec_per_batch']:.3f} s/batch, "
                           f"median of {r['iters']})  G {r['params_G']:,} params  peak mem {r['peak_mem_gb']:.2f} GB  [{desc}]",
                           flush=True)
@@ -244,7 +296,12 @@ def bench(cfg: Any) -> List[Dict[str, Any]]:
                           f"peak mem {r['peak_mem_gb']:.2f} GB  [{desc}]", flush=True)
             if len(by_precision) == 2:
                 a, b = by_precision["fp32"], by_precision["mixed"]
-                ratio = (b["img_per_s"] / a["img_per_s"]) if m == "inference" else (a["sec_per_kimg"] / b["sec_per_kimg"])
+                if m == "inference":
+                    ratio = b["img_per_s"] / a["img_per_s"]
+                elif m == "visualizer":
+                    ratio = a["ms_image"] / b["ms_image"]
+                else:
+                    ratio = a["sec_per_kimg"] / b["sec_per_kimg"]
                 print(f"{name:10s} {m:9s} mixed/fp32 speed-up {ratio:.2f}x ({b.get('precision_used', 'mixed')})", flush=True)
                 b["speedup_vs_fp32"] = ratio
     return results
