@@ -20,9 +20,23 @@ def _options(group):
 def test_default_config_is_the_cpu_quickstart():
     cfg = compose_cfg()
     assert cfg.model.name == "stylegan2" and cfg.data.name == "shapes"
-    assert cfg.resolution == 32 and cfg.model.channel_base == 2048 and cfg.kimg == 30
+    assert cfg.resolution == 32 and cfg.model.channel_base == 1024 and cfg.model.channel_max == 32 and cfg.kimg == 40
     assert cfg.logger.name == "wandb" and cfg.logger.mode == "offline"
     validate(cfg)
+
+
+def test_quickstart_preset_applies_to_stylegan2_on_shapes_only_and_yields_to_the_command_line():
+    quick = compose_cfg()   # conf/quickstart/shapes_stylegan2.yaml
+    assert (quick.model.mapping_layers, quick.model.pl_weight, quick.model.use_noise) == (2, 0.0, False)
+    assert quick.model.glr == quick.model.dlr == 0.004 and quick.model.style_mixing_prob == 0.0
+    full = compose_cfg(overrides=["model.mapping_layers=8", "model.pl_weight=2", "model.use_noise=true", "kimg=7"])
+    assert (full.model.mapping_layers, full.model.pl_weight, full.model.use_noise, full.kimg) == (8, 2.0, True, 7)
+    other_data = compose_cfg(overrides=["data=cifar10"])
+    assert other_data.model.mapping_layers == 8 and other_data.model.pl_weight == 2.0 and other_data.model.use_noise
+    for model in ("progan", "stylegan", "stylegan3"):   # the shapes size (data/shapes.yaml), their own defaults
+        cfg = compose_cfg(overrides=[f"model={model}"])
+        assert cfg.kimg == 36 and cfg.model.channel_max == 32 and cfg.model.glr is None
+        validate(cfg)
 
 
 @pytest.mark.parametrize("model", _options("model"))

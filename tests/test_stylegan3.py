@@ -505,5 +505,8 @@ def test_winograd_path_equals_direct_convolution(monkeypatch):
     fast = run()
     monkeypatch.setattr(winograd, "use_winograd", lambda x, w: False)
     direct = run()
+    # Rounding compounds over the network's 14 layers and depends on the CPU's kernels: the largest
+    # difference measured 1.0e-4 of the largest value on an AVX2-only host (less with AVX-512); a
+    # wrong transform or tile is off by O(1).
     for a, b in zip(fast, direct):
-        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4
+        assert ((a - b).abs().max() / b.abs().max()).item() < 3e-4
