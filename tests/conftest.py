@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from zoo.apps import register_all_schemas
+from zoo.core.checkpoint import save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(ROOT, "conf")
@@ -79,6 +80,23 @@ class VGGStandIn(torch.nn.Module):
             f = f / (f.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
             out.append(f.flatten(1) / (f.shape[2] * f.shape[3]) ** 0.5)
         return torch.cat(out, dim=1)
+
+
+def enable_noise(G, strength: float = 0.5):
+    """Set every per-layer noise strength of G (freshly initialised ones are 0: noise would have no
+    effect, and tests of noise controls could not fail)."""
+    with torch.no_grad():
+        for n, p in G.named_parameters():
+            if n.endswith("noise_strength"):
+                p.fill_(strength)
+    return G
+
+
+def save_generator(path: str, name: str, G) -> str:
+    """A zoo checkpoint holding only generator G (as G and G_ema) of generation ``name``."""
+    save_checkpoint(path, dict(generation=name, G_kwargs=G.init_kwargs, D_kwargs={}, G=G.state_dict(),
+                               G_ema=G.state_dict()))
+    return path
 
 
 def save_torchscript(module: torch.nn.Module, path: str) -> str:

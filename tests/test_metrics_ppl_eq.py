@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import VGGStandIn
+from conftest import VGGStandIn, enable_noise
 from zoo import registry
 from zoo.metrics import equivariance as EQ
 from zoo.metrics import ppl as PPL
@@ -26,11 +26,7 @@ def _build(name, res=16, seed=0, **extra):
     kwargs = dict(img_resolution=res, channel_base=256, channel_max=32)
     kwargs.update(KW[name])
     kwargs.update(extra)
-    G = registry.get(name).build_generator(**kwargs)
-    with torch.no_grad():
-        for n, p in G.named_parameters():
-            if n.endswith("noise_strength"):
-                p.fill_(0.5)  # freshly initialised strengths are 0: noise would have no effect
+    G = enable_noise(registry.get(name).build_generator(**kwargs))
     return G.eval().requires_grad_(False)
 
 

@@ -14,12 +14,11 @@ from PIL import Image
 
 import zoo
 from zoo.core.files import file_sha256
-from conftest import ROOT, VGGStandIn, compose_cfg
+from conftest import ROOT, VGGStandIn, compose_cfg, save_generator
 import zoo.apps.sample as sample_app
 from zoo import registry
 from zoo import sampling as S
 from zoo.core.errors import ConfigError
-from zoo.core.checkpoint import save_checkpoint
 
 GENS = registry.names()
 STYLED = [g for g in GENS if g != "progan"]
@@ -54,9 +53,7 @@ def ckpts(tmp_path_factory):
     for name in GENS:
         G = _build(name)
         path = str(root / f"{name}.pt")
-        save_checkpoint(path, dict(generation=name, G_kwargs=G.init_kwargs, D_kwargs={}, G=G.state_dict(),
-                                   G_ema=G.state_dict()))
-        out[name] = path
+        out[name] = save_generator(path, name, G)
     return out
 
 

@@ -20,10 +20,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, enable_noise, save_generator
 from zoo import registry
 from zoo.apps import visualizer as app
-from zoo.core.checkpoint import save_checkpoint
 from zoo.core.contract import has_styles, input_transform, z_from_seeds
 from zoo.core.images import to_uint8
 from zoo.core.errors import ConfigError, ZooError
@@ -41,11 +40,8 @@ def _build(name, res=16, seed=0, **kw):
     torch.manual_seed(seed)
     kwargs = dict(img_resolution=res, channel_base=256, channel_max=32, **KW[name])
     kwargs.update(kw)
-    G = registry.get(name).build_generator(**kwargs)
+    G = enable_noise(registry.get(name).build_generator(**kwargs))
     with torch.no_grad():
-        for n, p in G.named_parameters():
-            if n.endswith("noise_strength"):
-                p.fill_(0.5)  # freshly initialised strengths are 0: noise would have no effect
         if has_styles(G):
             G.mapping.w_avg.copy_(G.mapping(torch.randn(256, G.z_dim), None)[:, 0].mean(0))
     G.generation = name
@@ -282,9 +278,7 @@ def ckpts(tmp_path_factory):
     for name in ("stylegan2", "progan"):
         G = _build(name)
         path = str(root / f"{name}.pt")
-        save_checkpoint(path, dict(generation=name, G_kwargs=G.init_kwargs, D_kwargs={}, G=G.state_dict(),
-                                   G_ema=G.state_dict()))
-        out[name] = path
+        out[name] = save_generator(path, name, G)
     return out
 
 
