@@ -129,7 +129,7 @@ def test_cuda_requests_fail_cleanly_without_cuda():
 
 
 def test_auto_hparams_follow_nvidia_formulas_and_ignore_gpu_count():
-    cfg = OmegaConf.to_container(compose_cfg(overrides=["resolution=256"]).model, resolve=True)
+    cfg = OmegaConf.to_container(compose_cfg(overrides=["resolution=256", "~quickstart"]).model, resolve=True)
     hp = resolve_hparams(cfg, resolution=256, batch=64)
     assert hp["glr"] == hp["dlr"] == 0.0025
     assert hp["r1_gamma"] == pytest.approx(0.0002 * 256 ** 2 / 64)

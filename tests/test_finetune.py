@@ -65,7 +65,7 @@ def test_init_from_an_nvidia_pickle_and_an_exported_file_fine_tunes(tmp_path):
 
     pkl = str(tmp_path / "network-snapshot.pkl")
     write_nvidia_pickle(pkl, "sg2-ada")  # 16 px, channel_base 256 / max 32, 2 mapping layers, z = w = 32: TINY
-    run_dir = _train(tmp_path, "from-pkl", f"kimg={3 * ITER}", f"init={pkl}")
+    run_dir = _train(tmp_path, "from-pkl", f"kimg={3 * ITER}", f"init={pkl}", "~quickstart")  # config F: noise inputs
     state = _state(run_dir)
     assert state["init"]["format"] == "nvidia-pytorch-pickle" and state["init"]["augment_p"] == 0.25  # augment_pipe.p
     from zoo.interop import load_any
@@ -74,7 +74,7 @@ def test_init_from_an_nvidia_pickle_and_an_exported_file_fine_tunes(tmp_path):
     assert moved  # it trained from there
     exported = str(tmp_path / "nvidia.pt")
     export(find_latest_checkpoint(run_dir), "nvidia", exported)
-    state2 = _state(_train(tmp_path, "from-export", f"kimg={ITER}", f"init={exported}", "aug=noaug"))
+    state2 = _state(_train(tmp_path, "from-export", f"kimg={ITER}", f"init={exported}", "aug=noaug", "~quickstart"))
     assert state2["init"]["format"] == "zoo-nvidia-state-dicts" and "augment" not in state2
 
 
