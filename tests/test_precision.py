@@ -17,10 +17,8 @@ from zoo.core.errors import ConfigError
 from zoo.ops import modulated_conv2d
 from zoo.ops import precision as P
 from zoo.ops.fir import setup_filter, upsample2d
-import zoo.training.config as config_module
 from zoo.training.config import validate
 from zoo.training.trainer import Trainer
-
 
 
 @pytest.fixture
@@ -29,8 +27,7 @@ def bf16_cpu(monkeypatch):
     software (same results, much slower), which the tiny networks of these tests can afford; the
     zoo itself refuses precision=mixed there because it would be slower than fp32."""
     if not P.cpu_supports_bf16():
-        monkeypatch.setattr(P, "cpu_supports_bf16", lambda: True)
-        monkeypatch.setattr(config_module, "cpu_supports_bf16", lambda: True)
+        monkeypatch.setattr(P, "cpu_supports_bf16", lambda: True)  # read through the module everywhere
 
 SG = dict(img_resolution=32, channel_base=1024, channel_max=32, z_dim=16, w_dim=16, mapping_layers=2)
 
@@ -197,7 +194,6 @@ def test_bad_precision_settings_fail_at_start(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="num_fp16_res"):
         validate(compose_cfg(overrides=base + ["num_fp16_res=-1"]))
     monkeypatch.setattr(P, "cpu_supports_bf16", lambda: False)
-    monkeypatch.setattr("zoo.training.config.cpu_supports_bf16", lambda: False)
     with pytest.raises(ConfigError, match="no bfloat16 arithmetic"):
         validate(compose_cfg(overrides=base + ["precision=mixed"]))
     validate(compose_cfg(overrides=base + ["precision=auto"]))          # auto falls back to fp32 there

@@ -21,7 +21,8 @@ from zoo.data.config import DataConfig, check_data_config
 from zoo.generations.spec import RunShape
 from zoo.metrics.config import MetricsConfig
 from zoo.metrics.registry import check_metric_names
-from zoo.ops.precision import LOW_DTYPES, PRECISIONS, cpu_supports_bf16
+from zoo.ops import precision as P
+from zoo.ops.precision import LOW_DTYPES, PRECISIONS
 from zoo.training.augment import AugConfig, check_aug_config
 from zoo.training.finetune import check_init
 
@@ -97,7 +98,7 @@ def check_precision(precision: str, dtype: Optional[str], device: str, num_fp16_
                           "use precision_dtype=bf16 (or null) on CPU, or precision=fp32")
     if cuda and dtype == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision_dtype", "this GPU has no bfloat16 support", "use precision_dtype=fp16 (or null)")
-    if precision == "mixed" and not cuda and not cpu_supports_bf16():
+    if precision == "mixed" and not cuda and not P.cpu_supports_bf16():
         raise ConfigError("precision", "this CPU has no bfloat16 arithmetic (AVX512-BF16 or AMX): mixed precision "
                           "would be slower than float32 here", "use precision=fp32 (or auto)")
 
